@@ -1,0 +1,9 @@
+from typing_extensions import Buffer
+
+class WriteBuffer:
+    """A growable byte buffer that protocol messages and values are built in."""
+
+    max_message_size: int
+    def __len__(self) -> int: ...
+    def __bytes__(self) -> bytes: ...
+    def __buffer__(self, flags: int, /) -> memoryview: ...
