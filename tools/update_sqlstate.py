@@ -1,0 +1,302 @@
+"""Generate pg_client's SQLSTATE exception classes from errcodes.txt.
+
+errcodes.txt is PostgreSQL's own list of error codes, kept in the server
+source tree at ``src/backend/utils/errcodes.txt``; binary distributions also
+ship it as ``share/errcodes.txt`` (``pg_config --sharedir``). A copy of the
+PostgreSQL 18 file is kept beside this script as ``tools/errcodes.txt``.
+
+Run from the repository root::
+
+    python tools/update_sqlstate.py tools/errcodes.txt
+
+That rewrites ``packages/pg-client/src/pg_client/exceptions/_sqlstate.py``.
+``--check`` writes nothing and exits 1 when the file is out of date;
+``--output PATH`` writes somewhere else.
+
+How a class is made from a line of errcodes.txt:
+
+* Lines look like ``23505  E  ERRCODE_UNIQUE_VIOLATION  unique_violation``.
+  Lines without the last field (the condition name) are aliases and are
+  skipped, as is class 00 (successful completion: not an error).
+* The class name comes from the condition name, following asyncpg's naming
+  so that ``except asyncpg.exceptions.X`` code keeps working: words are
+  capitalised and joined, a trailing "exception" or "failure" becomes
+  "Error", errors (but not warnings) end in "Error", a few acronyms are kept
+  upper-case (FDW, IO, PLPGSQL, SQL), and a name that would shadow a Python
+  built-in gets a "Postgres" prefix. ``_NAME_OVERRIDES`` lists the codes
+  whose name does not follow the rule.
+* The first code of each "Section:" is the class root; the other codes of the
+  section subclass it. A root subclasses ``PostgresError``, or
+  ``PostgresWarning`` for warning sections; ``PostgresWarning`` itself (01000)
+  subclasses ``PostgresLogMessage`` and ``Warning``.
+* ``_RETIRED`` keeps codes that PostgreSQL no longer lists but older servers
+  still send (and asyncpg still names).
+* ``_EXTRA_SUBCLASSES`` and ``_EXTRA_BODIES`` hold the few hand-written
+  pieces: client-side subclasses without a code of their own, and the
+  ``request_sent`` attribute of connection errors.
+
+Classes are written sorted by SQLSTATE. Within a class the root ends in
+"000", which sorts first, so every base is defined before its subclasses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import builtins
+import dataclasses
+import difflib
+import pathlib
+import sys
+import textwrap
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+DEFAULT_OUTPUT = (
+    REPO_ROOT / 'packages' / 'pg-client' / 'src' / 'pg_client' / 'exceptions'
+    / '_sqlstate.py'
+)
+PG_VERSION = '18'
+
+# Codes whose class name does not follow the naming rule (asyncpg's names).
+_NAME_OVERRIDES = {
+    '08001': 'ClientCannotConnectError',
+    '08004': 'ConnectionRejectionError',
+    '08006': 'ConnectionFailureError',
+    '38002': 'ModifyingExternalRoutineSQLDataNotPermittedError',
+    '38003': 'ProhibitedExternalRoutineSQLStatementAttemptedError',
+    '38004': 'ReadingExternalRoutineSQLDataNotPermittedError',
+    '39004': 'NullValueInExternalRoutineNotAllowedError',
+    '42000': 'SyntaxOrAccessError',
+    'XX000': 'InternalServerError',
+}
+
+_ACRONYMS = {'Fdw': 'FDW', 'Io': 'IO', 'Plpgsql': 'PLPGSQL', 'Sql': 'SQL'}
+
+# Codes removed from errcodes.txt that servers we support may still send:
+# (sqlstate, E/W, condition name, which servers send it).
+_RETIRED = [
+    ('72000', 'E', 'snapshot_too_old', 'PostgreSQL 9.6 to 16'),
+]
+
+# Client-side subclasses with no SQLSTATE of their own:
+# parent sqlstate -> [(class name, docstring)].
+_EXTRA_SUBCLASSES = {
+    '0A000': [(
+        'InvalidCachedStatementError',
+        'A prepared statement went stale after a schema or setting change.\n'
+        '\n'
+        'The server reports this as feature_not_supported from\n'
+        'RevalidateCachedQuery ("cached plan must not change result type").\n'
+        'It is safe to prepare the statement again and retry, outside a\n'
+        'failed transaction.',
+    )],
+}
+
+_REQUEST_SENT_DOC = """\
+:ivar request_sent: Whether the request that was in flight may have
+    reached the server. ``True``: it may have, so its outcome (a commit,
+    say) is unknown. ``False``: nothing of it was sent, so retrying cannot
+    run it twice. ``None``: not applicable, as when the server itself sent
+    this error."""
+
+# Hand-written class bodies, placed after ``sqlstate = ...``.
+_EXTRA_BODIES = {
+    '08000': '''\
+request_sent: bool | None = None
+
+def __init__(
+    self, *args: object, request_sent: bool | None = None,
+) -> None:
+    super().__init__(*args)
+    self.request_sent = request_sent''',
+}
+
+# Extra docstring paragraphs, after the generated first line.
+_EXTRA_DOCS = {
+    '08000': 'Base of all connection errors, raised by the server or by the\n'
+             'client when the connection is lost.\n\n' + _REQUEST_SENT_DOC,
+    '08003': 'The client raises it when the connection was closed or lost\n'
+             'before or during an operation.\n\n' + _REQUEST_SENT_DOC,
+}
+
+
+_HEADER = """\
+# Generated by tools/update_sqlstate.py from PostgreSQL {version} \
+errcodes.txt; do not edit.
+\"\"\"One exception class per SQLSTATE code known to PostgreSQL.
+
+Each class has a ``sqlstate`` class attribute and is registered under it, so
+``PostgresError.new()`` can pick the class for an ErrorResponse. The classes
+of one SQLSTATE class (the first two characters) subclass the class of its
+"000" code. Import them from ``pg_client.exceptions``, not from here.
+\"\"\"
+
+from __future__ import annotations
+
+from . import _base
+"""
+
+
+@dataclasses.dataclass
+class Code:
+    sqlstate: str
+    kind: str  # 'E' error, 'W' warning, 'S' success
+    condition: str
+    section: int
+    note: str = ''
+    name: str = ''
+    base: str = ''
+
+
+def class_name(condition: str, kind: str, sqlstate: str) -> str:
+    """The Python class name for one condition (see the module docstring)."""
+    if sqlstate in _NAME_OVERRIDES:
+        return _NAME_OVERRIDES[sqlstate]
+    words = [w.capitalize() for w in condition.split('_') if w]
+    if words[-1] in ('Exception', 'Failure'):
+        words[-1] = 'Error'
+    if words[-1] != 'Error' and kind != 'W':
+        words.append('Error')
+    name = ''.join(_ACRONYMS.get(w, w) for w in words)
+    if hasattr(builtins, name):
+        name = 'Postgres' + name
+    return name
+
+
+def parse(text: str) -> list[Code]:
+    """Read errcodes.txt into Codes, in file order, without class 00."""
+    codes: list[Code] = []
+    section = -1
+    for line in text.splitlines():
+        if line.startswith('Section:'):
+            section += 1
+            continue
+        fields = line.split()
+        if not fields or line.startswith('#') or len(fields) < 4:
+            continue
+        sqlstate, kind, condition = fields[0], fields[1], fields[3]
+        if len(sqlstate) != 5 or kind not in ('E', 'W', 'S'):
+            raise ValueError(f'unexpected line in errcodes.txt: {line!r}')
+        if sqlstate.startswith('00'):
+            continue
+        codes.append(Code(sqlstate, kind, condition, section))
+    if not codes:
+        raise ValueError('no error codes found: is this errcodes.txt?')
+    return codes
+
+
+def resolve(codes: list[Code]) -> list[Code]:
+    """Add retired codes, name every code and pick its base class."""
+    known = {c.sqlstate for c in codes}
+    sections = {c.sqlstate[:2]: c.section for c in codes}
+    for sqlstate, kind, condition, note in _RETIRED:
+        if sqlstate not in known:
+            # Join its SQLSTATE class if that still exists, else stand alone.
+            section = sections.setdefault(sqlstate[:2], len(sections) + 1000)
+            codes.append(Code(sqlstate, kind, condition, section, note))
+
+    roots: dict[int, Code] = {}
+    names: set[str] = set()
+    for code in codes:
+        code.name = class_name(code.condition, code.kind, code.sqlstate)
+        if code.name in names:
+            raise ValueError(f'duplicate class name {code.name}')
+        names.add(code.name)
+        root = roots.setdefault(code.section, code)
+        if root is not code:
+            code.base = root.name
+        elif code.sqlstate == '01000':
+            code.base = '_base.PostgresLogMessage, Warning'
+        elif code.kind == 'W':
+            code.base = 'PostgresWarning'
+        else:
+            code.base = '_base.PostgresError'
+    return sorted(codes, key=lambda c: c.sqlstate)
+
+
+def _docstring(first_line: str, extra: str = '') -> str:
+    if not extra:
+        return f'    """{first_line}"""\n'
+    body = textwrap.indent(f'{first_line}\n\n{extra}\n', '    ')
+    return f'    """{body.lstrip()}    """\n'
+
+
+def _class_block(name: str, base: str, doc: str, body: str) -> str:
+    head = f'class {name}({base}):\n'
+    if len(head) > 80:
+        head = f'class {name}(\n        {base},\n):\n'
+    return head + doc + (f'\n{body}' if body else '')
+
+
+def render(codes: list[Code]) -> str:
+    """The text of _sqlstate.py."""
+    blocks: list[str] = []
+    defined: set[str] = set()
+    exported: list[str] = []
+    for code in codes:
+        for base in code.base.split(', '):
+            if base not in defined and not (
+                    base.startswith('_base.') or hasattr(builtins, base)):
+                raise ValueError(f'{code.name} would be defined before {base}')
+        what = 'warning' if code.kind == 'W' else 'error'
+        first = f'Server {what} {code.sqlstate}: {code.condition}.'
+        paragraphs = []
+        if len(f'    """{first}"""') > 79:
+            first = f'Server {what} {code.sqlstate}.'
+            paragraphs.append(f'Condition: {code.condition}.')
+        if code.note:
+            paragraphs.append(
+                f'No longer in errcodes.txt; sent by {code.note}.')
+        if code.sqlstate in _EXTRA_DOCS:
+            paragraphs.append(_EXTRA_DOCS[code.sqlstate])
+        extra = '\n\n'.join(paragraphs)
+        body = f"    sqlstate = '{code.sqlstate}'\n"
+        if code.sqlstate in _EXTRA_BODIES:
+            body += textwrap.indent(
+                _EXTRA_BODIES[code.sqlstate], '    ') + '\n'
+        blocks.append(_class_block(
+            code.name, code.base, _docstring(first, extra), body))
+        defined.add(code.name)
+        exported.append(code.name)
+        for sub_name, sub_doc in _EXTRA_SUBCLASSES.get(code.sqlstate, []):
+            first, _, rest = sub_doc.partition('\n\n')
+            blocks.append(_class_block(
+                sub_name, code.name, _docstring(first, rest), ''))
+            defined.add(sub_name)
+            exported.append(sub_name)
+
+    names = ''.join(f"    '{n}',\n" for n in sorted(exported))
+    return (_HEADER.format(version=PG_VERSION) + '\n\n'
+            + '\n\n'.join(blocks) + f'\n\n__all__ = (\n{names})\n')
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.partition('\n')[0])
+    parser.add_argument(
+        'errcodes', type=pathlib.Path,
+        help="path to PostgreSQL's errcodes.txt (e.g. tools/errcodes.txt)")
+    parser.add_argument(
+        '--output', type=pathlib.Path, default=DEFAULT_OUTPUT,
+        help='file to write (default: %(default)s)')
+    parser.add_argument(
+        '--check', action='store_true',
+        help='write nothing; exit 1 if the output file is out of date')
+    args = parser.parse_args(argv)
+
+    text = render(resolve(parse(args.errcodes.read_text(encoding='utf-8'))))
+    if args.check:
+        try:
+            current = args.output.read_text(encoding='utf-8')
+        except FileNotFoundError:
+            current = ''
+        if current == text:
+            return 0
+        sys.stdout.writelines(difflib.unified_diff(
+            current.splitlines(keepends=True), text.splitlines(keepends=True),
+            str(args.output), 'regenerated'))
+        return 1
+    args.output.write_text(text, encoding='utf-8')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
