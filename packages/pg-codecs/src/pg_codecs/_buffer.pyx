@@ -62,6 +62,20 @@ cdef class WriteBuffer:
     def __releasebuffer__(self, Py_buffer* view):
         self._view_count -= 1
 
+    def take(self):
+        """Return the bytes written so far and empty the buffer."""
+        cdef bytes data = self.to_bytes()
+        self.reset()
+        return data
+
+    def clear(self):
+        """Forget everything written."""
+        self.reset()
+
+    def rewind(self, Py_ssize_t length):
+        """Drop everything written after the first *length* bytes."""
+        self.truncate(length)
+
     @property
     def max_message_size(self):
         """Largest protocol message end_message() accepts, in bytes."""

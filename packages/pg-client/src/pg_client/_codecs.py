@@ -1,0 +1,195 @@
+"""pg-client's use of pg-codecs: one CodecRegistry per connection.
+
+Plans the parameter encoder and row decoder of each prepared statement,
+feeds the registry what introspection learned about server types, and maps
+asyncpg's ``set_type_codec`` family onto the registry. Turns codec errors
+into asyncpg's exceptions (DataError for a bad argument, naming the
+parameter; InterfaceError for a wrong argument count).
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any, Callable, Iterable, Sequence
+
+from pg_codecs import (
+    CodecRegistry,
+    ParameterCountError,
+    ParameterEncodeError,
+    Record,
+    UnsupportedCodecError,
+    oids,
+)
+
+from . import exceptions
+from .types import Type
+
+__all__ = ("ConnectionCodecs", "Record", "check_record_class")
+
+_KINDS = {"b": "scalar", "c": "composite", "d": "scalar", "e": "scalar", "r": "range",
+          "m": "multirange", "p": "scalar"}
+_BUILTIN_NAMES: dict[int, str] = {}
+
+
+def _builtin_name(oid: int) -> str | None:
+    if not _BUILTIN_NAMES:
+        for attr, value in vars(oids).items():
+            if attr.endswith("OID") and isinstance(value, int):
+                base = attr[:-3]
+                if base.endswith("ARRAY"):
+                    _BUILTIN_NAMES.setdefault(value, "_" + base[:-5].lower())
+                else:
+                    _BUILTIN_NAMES.setdefault(value, base.lower())
+        names = getattr(oids, "TYPE_NAMES", None) or getattr(oids, "NAMES", None)
+        if isinstance(names, dict):
+            _BUILTIN_NAMES.update({k: v for k, v in names.items() if isinstance(k, int)})
+    return _BUILTIN_NAMES.get(oid)
+
+
+def check_record_class(record_class: Any) -> None:
+    """asyncpg's rules for ``record_class``."""
+    if record_class is Record:
+        return
+    if not (isinstance(record_class, type) and issubclass(record_class, Record)):
+        raise exceptions.InterfaceError(
+            "record_class is expected to be a subclass of pg_client.Record, "
+            f"got {record_class!r}")
+    if record_class.__new__ is not Record.__new__ or record_class.__init__ is not Record.__init__:
+        raise exceptions.InterfaceError(
+            "record_class must not redefine __new__ or __init__")
+
+
+def param_error(exc: BaseException) -> BaseException:
+    """The asyncpg exception for an argument the codecs refused."""
+    if isinstance(exc, ParameterCountError):
+        return exceptions.InterfaceError(
+            f"the server expects {exc.expected} argument{'s' if exc.expected != 1 else ''} "
+            f"for this query, {exc.passed} {'were' if exc.passed != 1 else 'was'} passed")
+    if isinstance(exc, ParameterEncodeError):
+        value = repr(exc.value)
+        if len(value) > 60:
+            value = value[:57] + "..."
+        err = exceptions.DataError(
+            f"invalid input for query argument ${exc.position}: {value} ({exc.reason})")
+        err.__cause__ = exc
+        return err
+    return exc
+
+
+class ConnectionCodecs:
+    """The codec state of one connection."""
+
+    __slots__ = ("registry", "_described")
+
+    def __init__(self) -> None:
+        self.registry = CodecRegistry()
+        self._described: dict[int, Any] = {}
+
+    def missing(self, type_oids: Iterable[int]) -> set[int]:
+        return set(self.registry.unknown_oids(type_oids))
+
+    def add_types(self, infos: Iterable[Any]) -> None:
+        rows = []
+        for info in infos:
+            self._described[info.oid] = info
+            rows.append({
+                "oid": info.oid, "ns": info.schema, "name": info.name, "kind": info.kind,
+                "elemtype": info.elemtype or None, "elemdelim": info.elemdelim,
+                "basetype": info.basetype or None,
+                "range_subtype": info.range_subtype or None,
+                "attrtypoids": info.attrtypoids, "attrnames": info.attrnames,
+            })
+        if rows:
+            self.registry.add_types(rows)
+
+    def plan(self, stmt: Any, record_class: type, ignore_custom_codec: bool) -> None:
+        registry = self.registry
+        stmt.encoder = registry.plan_param_encoder(
+            stmt.param_oids, ignore_custom_codec=ignore_custom_codec)
+        if stmt.fields:
+            decoder = registry.plan_row_decoder(
+                [f[3] for f in stmt.fields], [f[0] for f in stmt.fields], record_class,
+                ignore_custom_codec=ignore_custom_codec)
+            stmt.decoder = decoder
+            stmt.result_formats = decoder
+        else:
+            stmt.decoder = None
+            stmt.result_formats = ()
+
+    def describe_types(self, type_oids: Sequence[int]) -> tuple[Type, ...]:
+        result = []
+        for oid in type_oids:
+            info = self._described.get(oid)
+            if info is not None:
+                kind = "array" if info.elemtype else _KINDS.get(info.kind, "scalar")
+                result.append(Type(oid, info.name, kind, info.schema))
+                continue
+            name = _builtin_name(oid) or str(oid)
+            kind = "array" if name.startswith("_") else "scalar"
+            if name.endswith("range") and not name.startswith("_"):
+                kind = "multirange" if name.endswith("multirange") else "range"
+            result.append(Type(oid, name, kind, "pg_catalog"))
+        return tuple(result)
+
+    def set_type_codec(self, info: Any, *, encoder: Callable[[Any], Any],
+                       decoder: Callable[[Any], Any], format: str) -> None:
+        if info.kind == "d":
+            raise exceptions.UnsupportedClientFeatureError(
+                "custom codecs on domain types are not supported",
+                hint="Set the codec on the base type.",
+                detail="PostgreSQL does not distinguish domains from their base types "
+                       "in query results at the protocol level.")
+        kind = "composite" if info.kind == "c" else "scalar"
+        if info.elemtype:
+            raise exceptions.UnsupportedClientFeatureError(
+                "custom codecs on array types are not supported")
+        try:
+            self.registry.set_type_codec(
+                info.oid, info.name, info.schema, kind, encoder, decoder, format,
+                typeinfos=())
+        except UnsupportedCodecError as exc:
+            raise exceptions.UnsupportedClientFeatureError(str(exc)) from None
+        except ValueError as exc:
+            raise exceptions.InterfaceError(str(exc)) from None
+
+    def reset_type_codec(self, info: Any) -> None:
+        self.registry.reset_type_codec(info.oid)
+
+    def set_builtin_type_codec(self, info: Any, *, codec_name: str,
+                               format: str | None) -> None:
+        try:
+            self.registry.set_builtin_type_codec(info.oid, info.name, info.schema, codec_name,
+                                                 format)
+        except UnsupportedCodecError as exc:
+            raise exceptions.UnsupportedClientFeatureError(str(exc)) from None
+        except ValueError as exc:
+            raise exceptions.InterfaceError(str(exc)) from None
+
+    def reset_introspected(self) -> None:
+        self._described.clear()
+        self.registry.clear_type_cache()
+
+    def copy_encoder(self, stmt: Any) -> Callable[[bytearray, Sequence[Any]], None]:
+        """A function appending one binary COPY tuple per record."""
+        if not stmt.fields:
+            raise exceptions.InterfaceError("the table has no columns to copy into")
+        type_oids = [f[3] for f in stmt.fields]
+        encoder = self.registry.plan_param_encoder(type_oids)
+        if any(fmt != 1 for fmt in encoder.formats):
+            names = [f[0] for f in stmt.fields]
+            raise exceptions.InternalClientError(
+                "no binary codec for some columns of the target table; "
+                f"binary COPY needs one for every column ({', '.join(names)})")
+        unpack = struct.unpack_from
+
+        def encode(out: bytearray, record: Sequence[Any]) -> None:
+            try:
+                data = encoder.encode(record)
+            except (ParameterEncodeError, ParameterCountError) as exc:
+                raise param_error(exc) from None
+            # A Bind parameter section is the format codes, then the count and
+            # the values: the latter half is exactly a binary COPY tuple.
+            (nformats,) = unpack("!h", data, 0)
+            out += memoryview(data)[2 + 2 * nformats:]
+
+        return encode

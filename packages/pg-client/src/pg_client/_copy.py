@@ -1,0 +1,328 @@
+"""Helpers for COPY: SQL for the COPY statement, sources and sinks of data.
+
+Builds ``COPY`` statements from asyncpg's keyword options, quoting every
+identifier and literal (NUL and unencodable text refused, embedded quotes
+doubled); turns the ``source``/``output`` arguments asyncpg accepts (a path,
+a file-like object, an async iterable, a buffer, a coroutine function) into
+async iterators and async callables; and writes binary COPY streams for
+``copy_records_to_table``.
+
+``interpolate_args`` serves ``copy_from_query(query, *args)``: COPY cannot
+take bind parameters, so the arguments are turned into SQL literals by the
+server (``quote_literal``) and put in place of ``$n`` by a small SQL lexer
+that never touches text inside string literals, quoted identifiers, dollar
+quotes or comments.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import re
+from typing import Any, AsyncIterator, Awaitable, Callable
+
+from pg_codecs import WriteBuffer
+
+from . import _wire
+
+_CHUNK = 512 * 1024
+_BINARY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
+_BINARY_TRAILER = b"\xff\xff"
+
+
+def _check_text(value: str, what: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a str, got {type(value).__name__}")
+    if "\x00" in value:
+        raise ValueError(f"{what} cannot contain NUL bytes")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"{what} is not valid text: {exc}") from None
+    return value
+
+
+def quote_ident(name: str) -> str:
+    """``name`` as a quoted SQL identifier."""
+    return '"' + _check_text(name, "identifier").replace('"', '""') + '"'
+
+
+def quote_literal(value: str) -> str:
+    """``value`` as an SQL string literal (standard_conforming_strings form)."""
+    text = _check_text(value, "literal")
+    if "\\" in text:
+        return "E'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
+    return "'" + text.replace("'", "''") + "'"
+
+
+def table_ref(table_name: str, schema_name: str | None) -> str:
+    ref = quote_ident(table_name)
+    if schema_name:
+        ref = quote_ident(schema_name) + "." + ref
+    return ref
+
+
+def column_list(columns: Any) -> str:
+    if not columns:
+        return ""
+    if isinstance(columns, str):
+        raise TypeError("columns must be a sequence of column names, not a str")
+    return "(" + ", ".join(quote_ident(c) for c in columns) + ")"
+
+
+def format_options(**options: Any) -> str:
+    """asyncpg's COPY keyword options as a ``(FORMAT 'csv', ...)`` clause."""
+    parts = []
+    force_quote = options.get("force_quote")
+    if isinstance(force_quote, bool):
+        options.pop("force_quote")
+        if force_quote:
+            parts.append("FORCE_QUOTE *")
+    for key, value in options.items():
+        if value is None:
+            continue
+        if key in ("force_not_null", "force_null", "force_quote"):
+            if isinstance(value, str):
+                raise TypeError(f"{key} must be a sequence of column names")
+            text = "(" + ", ".join(quote_ident(c) for c in value) + ")"
+        elif key in ("oids", "freeze", "header"):
+            text = str(bool(value)).upper() if isinstance(value, bool) else quote_literal(
+                str(value))
+        else:
+            text = quote_literal(str(value))
+        parts.append(f"{key.upper()} {text}")
+    return "(" + ", ".join(parts) + ")" if parts else ""
+
+
+async def with_deadline(aw: Awaitable[Any], con: Any, deadline: float | None,
+                        op: Any = None) -> Any:
+    """Await *aw* within the operation's deadline."""
+    if deadline is None:
+        return await aw
+    left = deadline - con._loop.time()
+    if left <= 0:
+        if inspect.iscoroutine(aw):
+            aw.close()
+        raise asyncio.TimeoutError()
+    return await asyncio.wait_for(aw, left)
+
+
+# -- sources (COPY FROM STDIN) --------------------------------------------------------
+
+
+async def _file_chunks(f: Any, close: bool) -> AsyncIterator[bytes]:
+    loop = asyncio.get_running_loop()
+    read = f.read
+    try:
+        if inspect.iscoroutinefunction(read):
+            while chunk := await read(_CHUNK):
+                yield _as_bytes(chunk)
+        else:
+            while chunk := await loop.run_in_executor(None, read, _CHUNK):
+                yield _as_bytes(chunk)
+    finally:
+        if close:
+            await loop.run_in_executor(None, f.close)
+
+
+def _as_bytes(chunk: Any) -> bytes:
+    if isinstance(chunk, str):
+        return chunk.encode("utf-8")
+    return bytes(chunk)
+
+
+async def _aiter_chunks(source: Any) -> AsyncIterator[bytes]:
+    async for chunk in source:
+        yield _as_bytes(chunk)
+
+
+async def _buffer_chunks(source: Any) -> AsyncIterator[bytes]:
+    view = memoryview(source).cast("B")
+    for start in range(0, len(view), _CHUNK):
+        yield bytes(view[start:start + _CHUNK])
+
+
+def source_chunks(source: Any) -> AsyncIterator[bytes]:
+    """Async iterator of bytes from any source asyncpg's copy_to_table accepts."""
+    if isinstance(source, (str, os.PathLike)):
+        return _file_chunks(open(source, "rb"), close=True)  # noqa: SIM115 - closed by the iterator
+    if hasattr(source, "read"):
+        return _file_chunks(source, close=False)
+    if hasattr(source, "__aiter__"):
+        return _aiter_chunks(source)
+    try:
+        memoryview(source)
+    except TypeError:
+        raise TypeError(
+            "source must be a path, a file-like object, an asynchronous iterable of bytes "
+            f"or a bytes-like object, got {type(source).__name__}") from None
+    return _buffer_chunks(source)
+
+
+async def binary_record_chunks(encoder: Any, records: Any) -> AsyncIterator[bytes]:
+    """A binary COPY stream of *records* (an iterable or async iterable)."""
+    buf = WriteBuffer()
+    buf_bytes = _wire.buffer_bytes
+    header = True
+    if hasattr(records, "__aiter__"):
+        async for record in records:
+            if header:
+                _wire.write_raw(buf, _BINARY_HEADER)
+                header = False
+            encoder(buf, record)
+            if len(buf) >= _CHUNK:
+                yield buf_bytes(buf)
+    else:
+        for record in records:
+            if header:
+                _wire.write_raw(buf, _BINARY_HEADER)
+                header = False
+            encoder(buf, record)
+            if len(buf) >= _CHUNK:
+                yield buf_bytes(buf)
+    if header:
+        _wire.write_raw(buf, _BINARY_HEADER)
+    _wire.write_raw(buf, _BINARY_TRAILER)
+    yield buf_bytes(buf)
+
+
+# -- sinks (COPY TO STDOUT) -----------------------------------------------------------
+
+
+async def open_sink(output: Any) -> tuple[Callable[[bytes], Awaitable[Any]],
+                                          Callable[[], Awaitable[None]]]:
+    """An async ``write(chunk)`` for *output*, and an async ``close()``."""
+    loop = asyncio.get_running_loop()
+
+    async def nothing() -> None:
+        return None
+
+    if isinstance(output, (str, os.PathLike)):
+        f = await loop.run_in_executor(None, open, output, "wb")
+
+        async def write_file(chunk: bytes) -> None:
+            await loop.run_in_executor(None, f.write, chunk)
+
+        async def close_file() -> None:
+            await loop.run_in_executor(None, f.close)
+
+        return write_file, close_file
+    if hasattr(output, "write"):
+        write = output.write
+        if inspect.iscoroutinefunction(write):
+            return write, nothing
+
+        async def write_sync(chunk: bytes) -> None:
+            await loop.run_in_executor(None, write, chunk)
+
+        return write_sync, nothing
+    if callable(output):
+        async def call(chunk: bytes) -> None:
+            result = output(chunk)
+            if inspect.isawaitable(result):
+                await result
+
+        return call, nothing
+    raise TypeError(
+        "output must be a path, a file-like object or a coroutine function, "
+        f"got {type(output).__name__}")
+
+
+# -- copy_from_query arguments --------------------------------------------------------
+
+_DOLLAR_TAG = re.compile(r"\$([A-Za-z_\x80-\uffff][A-Za-z_0-9\x80-\uffff]*)?\$")
+
+
+def placeholder_spans(query: str) -> list[tuple[int, int, int]]:
+    """Positions of ``$n`` placeholders outside literals, identifiers, comments.
+
+    :return: ``(start, end, n)`` for each placeholder, in order.
+    """
+    spans = []
+    i = 0
+    n = len(query)
+    while i < n:
+        c = query[i]
+        if c == "'" or c == '"':
+            # '...' and "..." with doubled quotes; E'...' escapes handled by
+            # skipping backslash-escaped characters inside E-strings.
+            escaped = c == "'" and i > 0 and query[i - 1] in "eE" and (
+                i < 2 or not (query[i - 2].isalnum() or query[i - 2] == "_"))
+            j = i + 1
+            while j < n:
+                if escaped and query[j] == "\\":
+                    j += 2
+                    continue
+                if query[j] == c:
+                    if j + 1 < n and query[j + 1] == c:
+                        j += 2
+                        continue
+                    break
+                j += 1
+            i = j + 1
+        elif c == "-" and query.startswith("--", i):
+            j = query.find("\n", i)
+            i = n if j < 0 else j + 1
+        elif c == "/" and query.startswith("/*", i):
+            depth = 1
+            j = i + 2
+            while j < n and depth:
+                if query.startswith("/*", j):
+                    depth += 1
+                    j += 2
+                elif query.startswith("*/", j):
+                    depth -= 1
+                    j += 2
+                else:
+                    j += 1
+            i = j
+        elif c == "$":
+            m = re.match(r"\$(\d+)", query[i:])
+            prev_ident = i > 0 and (query[i - 1].isalnum() or query[i - 1] in "_$")
+            if m and not prev_ident:
+                spans.append((i, i + len(m.group(0)), int(m.group(1))))
+                i += len(m.group(0))
+                continue
+            tag = _DOLLAR_TAG.match(query, i)
+            if tag and not prev_ident:
+                end = query.find(tag.group(0), tag.end())
+                i = n if end < 0 else end + len(tag.group(0))
+            else:
+                i += 1
+        else:
+            i += 1
+    return spans
+
+
+async def interpolate_args(con: Any, query: str, args: tuple[Any, ...]) -> str:
+    """Replace the ``$n`` of *query* with literals the server quoted."""
+    stmt = await con.prepare(query)
+    types = stmt.get_parameters()
+    if len(types) != len(args):
+        from .exceptions import InterfaceError
+
+        raise InterfaceError(
+            f"the server expects {len(types)} arguments for this query, {len(args)} were passed")
+    cols = ", ".join(
+        f"quote_literal(${i + 1}::{_type_sql(t)}::text) || '::' || {quote_literal(_type_sql(t))}"
+        for i, t in enumerate(types))
+    literals = await con.fetchrow(f"SELECT {cols}", *args) if types else ()
+    pieces = []
+    last = 0
+    for start, end, num in placeholder_spans(query):
+        if not 1 <= num <= len(args):
+            raise ValueError(f"placeholder ${num} has no argument")
+        value = literals[num - 1]
+        pieces.append(query[last:start])
+        null = f"NULL::{_type_sql(types[num - 1])}"
+        pieces.append(null if value is None else f"({value})")
+        last = end
+    pieces.append(query[last:])
+    return "".join(pieces)
+
+
+def _type_sql(t: Any) -> str:
+    # pg_type names work for arrays too: "pg_catalog"."_int4" is int4[].
+    name = quote_ident(t.name)
+    return f"{quote_ident(t.schema)}.{name}" if t.schema else name

@@ -1,0 +1,313 @@
+"""asyncio glue: sockets, TLS negotiation and flow control around ProtocolCore.
+
+``ClientProtocol`` is the ``asyncio.Protocol`` of an established connection:
+it feeds received bytes to the sans-I/O core, writes what the core queued,
+and turns a lost connection into errors for the operations in flight.
+
+``open_stream`` makes the socket for one address and runs the TLS
+negotiation that precedes the startup message:
+
+* SSLRequest, then exactly one byte: ``S`` (TLS follows) or ``N`` (no TLS).
+  Anything else, or any byte after the ``S`` before the handshake, is refused
+  without being interpreted (CVE-2021-23222: bytes a man in the middle slips
+  in after the ``S`` must never be read as if they came over TLS). An
+  ErrorResponse to SSLRequest is not shown: it comes from an unauthenticated
+  peer (CVE-2024-10977).
+* Direct TLS (PostgreSQL 17+) starts the handshake at once with the
+  ``postgresql`` ALPN protocol, and requires the server to agree to it.
+
+The negotiation reads through its own small protocol object, so nothing the
+server sends before the handshake can reach the stream the client parses
+afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl as ssl_module
+import struct
+from typing import Any, Callable
+
+from pg_wire import errors as wire_errors
+
+from ._protocol import Operation, ProtocolCore
+from .exceptions import ConnectionDoesNotExistError, InterfaceError, ProtocolError
+
+SSL_REQUEST = struct.pack("!ii", 8, 80877103)
+
+# Pause reading when this much decoded COPY OUT data waits for its consumer.
+_COPY_HIGH_WATER = 4 * 1024 * 1024
+_COPY_LOW_WATER = 1024 * 1024
+
+
+class ClientProtocol(asyncio.Protocol):
+    """The asyncio side of one connection: bytes in and out of ``core``."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, core: ProtocolCore) -> None:
+        self.loop = loop
+        self.core = core
+        self.transport: asyncio.Transport | None = None
+        self.on_lost: Callable[[BaseException | None], None] | None = None
+        self._write_paused = False
+        self._drain_waiters: list[asyncio.Future[None]] = []
+        self._read_paused = False
+        self.lost = False
+        self.data_events = 0  # count of data_received calls (cancel sweeps use it)
+
+    # -- asyncio.Protocol -----------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.data_events += 1
+        core = self.core
+        try:
+            core.data_received(data)
+        except (ProtocolError, wire_errors.ProtocolError) as exc:
+            self._protocol_failure(exc)
+            return
+        except Exception as exc:  # noqa: BLE001 - never leave the stream half-read
+            self._protocol_failure(exc)
+            return
+        self.flush()
+
+    def _protocol_failure(self, exc: BaseException) -> None:
+        # The stream can no longer be trusted: fail everything, close.
+        if not isinstance(exc, ProtocolError):
+            err: BaseException = ProtocolError(f"invalid data from the server: {exc}")
+            err.__cause__ = exc
+        else:
+            err = exc
+        pending = list(self.core.pending)
+        self.core.pending.clear()
+        self.core.closed = True
+        for op in pending:
+            op.fail(err)
+        if self.core.fatal_error is None:
+            self.core.fatal_error = err
+        if self.transport is not None:
+            self.transport.abort()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.lost = True
+        self.core.connection_lost(exc)
+        for waiter in self._drain_waiters:
+            if not waiter.done():
+                waiter.set_exception(self.core.lost_error(exc, request_sent=True))
+        self._drain_waiters.clear()
+        if self.on_lost is not None:
+            self.on_lost(exc)
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        for waiter in self._drain_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._drain_waiters.clear()
+
+    # -- used by the connection ----------------------------------------------
+    def flush(self) -> None:
+        """Send whatever the core has queued."""
+        out = self.core.out
+        if len(out) and self.transport is not None and not self.lost:
+            self.transport.write(out.take())
+
+    def send(self, op: Operation) -> Any:
+        """Queue *op* (its messages are already in ``core.out``) and send."""
+        self.core.push(op)
+        self.flush()
+        return op.waiter
+
+    async def drain(self) -> None:
+        """Wait until the transport's write buffer is below its high mark."""
+        if self.lost:
+            raise self.core.lost_error(None, request_sent=True)
+        if not self._write_paused:
+            return
+        waiter = self.loop.create_future()
+        self._drain_waiters.append(waiter)
+        await waiter
+
+    def pause_reading(self) -> None:
+        if not self._read_paused and self.transport is not None and not self.lost:
+            self._read_paused = True
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self._read_paused and self.transport is not None and not self.lost:
+            self._read_paused = False
+            self.transport.resume_reading()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    def new_waiter(self) -> asyncio.Future[Any]:
+        return self.loop.create_future()
+
+
+class _Negotiator(asyncio.Protocol):
+    """Reads the one-byte answer to SSLRequest, and nothing else."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.answer: asyncio.Future[bytes] = loop.create_future()
+        self.closed: asyncio.Future[None] = loop.create_future()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        if not self.answer.done():
+            self.answer.set_result(bytes(data))
+        else:
+            # Bytes after the answer, before the handshake: refuse.
+            if self.transport is not None:
+                self.transport.abort()
+
+    def eof_received(self) -> bool | None:
+        if not self.answer.done():
+            self.answer.set_exception(ConnectionResetError("server closed the connection"))
+        return False
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if not self.answer.done():
+            self.answer.set_exception(
+                exc or ConnectionResetError("server closed the connection"))
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+
+class SSLNegotiationError(ConnectionError):
+    """The server refused TLS, or answered SSLRequest with something else."""
+
+    def __init__(self, message: str, *, refused: bool = False) -> None:
+        super().__init__(message)
+        self.refused = refused  # True when the server plainly said "no TLS"
+
+
+async def open_stream(
+    loop: asyncio.AbstractEventLoop,
+    address: Any,
+    *,
+    ssl_context: ssl_module.SSLContext | None,
+    server_hostname: str | None,
+    direct_tls: bool,
+    protocol_factory: Callable[[], asyncio.Protocol],
+) -> tuple[asyncio.Transport, asyncio.Protocol, bool]:
+    """Connect to *address* (``(host, port)`` or a Unix socket path).
+
+    :return: The transport, the protocol made by *protocol_factory* and
+        attached to it, and whether TLS is in use.
+    """
+    is_unix = isinstance(address, str)
+    if ssl_context is not None and direct_tls and not is_unix:
+        transport, protocol = await loop.create_connection(
+            protocol_factory, address[0], address[1], ssl=ssl_context,
+            server_hostname=server_hostname or address[0])
+        _check_alpn(transport)
+        return transport, protocol, True  # type: ignore[return-value]
+
+    if is_unix:
+        raw, negotiator = await loop.create_unix_connection(
+            lambda: _Negotiator(loop), address)
+    else:
+        raw, negotiator = await loop.create_connection(
+            lambda: _Negotiator(loop), address[0], address[1])
+    use_tls = ssl_context is not None and not is_unix
+    try:
+        if use_tls:
+            raw.write(SSL_REQUEST)
+            answer = await negotiator.answer
+            if answer == b"N":
+                raise SSLNegotiationError("the server does not support TLS", refused=True)
+            if answer != b"S":
+                # 'E' (an ErrorResponse from a very old or hostile server) or
+                # anything else, possibly with extra bytes: its text is not
+                # trustworthy and is not shown.
+                raise SSLNegotiationError(
+                    "the server sent an invalid reply to the TLS request")
+            tls = await loop.start_tls(
+                raw, negotiator, ssl_context,  # type: ignore[arg-type]
+                server_hostname=server_hostname or address[0])
+            if tls is None:
+                raise SSLNegotiationError("TLS handshake did not complete")
+            transport = tls
+        else:
+            transport = raw
+        protocol = protocol_factory()
+        transport.set_protocol(protocol)
+        protocol.connection_made(transport)
+        return transport, protocol, use_tls  # type: ignore[return-value]
+    except BaseException:
+        raw.abort()
+        raise
+
+
+def _check_alpn(transport: asyncio.BaseTransport) -> None:
+    sslobj = transport.get_extra_info("ssl_object")
+    if sslobj is None or sslobj.selected_alpn_protocol() != "postgresql":
+        transport.abort()
+        raise SSLNegotiationError(
+            "the server did not accept the 'postgresql' ALPN protocol for direct TLS")
+
+
+def peer_certificate(transport: asyncio.BaseTransport) -> bytes | None:
+    """The server's certificate (DER), for SCRAM channel binding."""
+    sslobj = transport.get_extra_info("ssl_object")
+    if sslobj is None:
+        return None
+    return sslobj.getpeercert(binary_form=True)
+
+
+async def send_cancel_request(
+    loop: asyncio.AbstractEventLoop,
+    address: Any,
+    request: bytes,
+    *,
+    ssl_context: ssl_module.SSLContext | None,
+    server_hostname: str | None,
+    direct_tls: bool,
+    timeout: float,
+) -> None:
+    """Open a side connection, send *request* (a CancelRequest), wait for EOF.
+
+    Uses the same TLS settings as the main connection (CVE-2020-25694). The
+    server closes the side connection once it has passed the cancel on, so
+    waiting for the close bounds the race with whatever the client sends
+    next.
+    """
+
+    class _CancelProto(asyncio.Protocol):
+        def __init__(self) -> None:
+            self.done: asyncio.Future[None] = loop.create_future()
+
+        def data_received(self, data: bytes) -> None:
+            pass
+
+        def connection_lost(self, exc: BaseException | None) -> None:
+            if not self.done.done():
+                self.done.set_result(None)
+
+    async def run() -> None:
+        transport, proto, _tls = await open_stream(
+            loop, address, ssl_context=ssl_context, server_hostname=server_hostname,
+            direct_tls=direct_tls, protocol_factory=_CancelProto)
+        try:
+            transport.write(request)
+            await proto.done  # type: ignore[attr-defined]
+        finally:
+            transport.close()
+
+    await asyncio.wait_for(run(), timeout)
+
+
+def closed_error() -> InterfaceError:
+    return InterfaceError("connection is closed")
+
+
+def lost_before_send() -> ConnectionDoesNotExistError:
+    return ConnectionDoesNotExistError("connection was closed", request_sent=False)

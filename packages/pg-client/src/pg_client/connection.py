@@ -1,0 +1,1264 @@
+"""The Connection: asyncpg's API on top of the protocol core.
+
+One ``Connection`` owns one server session. Its public methods are asyncpg's
+(same names, signatures, defaults and results); the comments below say where
+we do more than asyncpg.
+
+How a query runs (``fetch`` and friends):
+
+1. ``_operation()`` makes sure no other operation of the caller is running
+   (asyncpg's InterfaceError), waits for an earlier operation that was
+   abandoned (timeout, cancelled task) to drain, and computes one deadline
+   for everything that follows: prepare, type introspection and execution all
+   count against the same ``timeout`` / ``command_timeout``.
+2. The statement comes from the LRU cache, or is prepared (Parse + Describe +
+   Sync); types the codec registry does not know are introspected once per
+   connection.
+3. Bind + Execute + Sync go out in one write; rows are decoded into Records
+   as they arrive.
+4. A timeout or a cancelled task abandons the request: a CancelRequest goes
+   out on a side connection with the same TLS settings, and the protocol
+   keeps consuming the reply until ReadyForQuery, so the next operation
+   starts in step. If the server does not finish within a bounded time, the
+   connection is closed instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import functools
+import itertools
+import os
+import sys
+import time
+import warnings
+import weakref
+from typing import Any, AsyncIterable, Callable, Iterable, NamedTuple, Sequence
+
+from pg_codecs import WriteBuffer
+
+from . import _protocol, _wire, exceptions
+from . import _codecs as codecs
+from .exceptions import InterfaceError
+from .types import ServerVersion
+
+__all__ = ("Connection", "ConnectionProxy", "LoggedQuery", "connect")
+
+# Bounded time for a cancelled request to finish after its CancelRequest
+# before the connection is given up on (closed).
+_CANCEL_BUDGET = 5.0
+
+_stmt_ids = itertools.count(1)
+
+
+class ConnectionMeta(type):
+    """Makes pool proxies (ConnectionProxy subclasses) pass isinstance()."""
+
+    def __instancecheck__(cls, instance: object) -> bool:
+        mro = type(instance).__mro__
+        return cls in mro or ConnectionProxy in mro
+
+
+class ConnectionProxy:
+    """Base class for objects that stand in for a Connection (pool proxies).
+
+    For pool implementers: ``isinstance(proxy, pg_client.Connection)`` is
+    true for instances of subclasses of this class, as asyncpg's pool proxies
+    are for asyncpg.Connection.
+    """
+
+    __slots__ = ()
+
+
+class LoggedQuery(NamedTuple):
+    """What a query logger receives after each query (asyncpg's fields)."""
+
+    query: str
+    args: Sequence[Any]
+    timeout: float | None
+    elapsed: float
+    exception: BaseException | None
+    conn_addr: Any
+    conn_params: Any
+
+
+class ConnectionSettings:
+    """The server's run-time parameters (ParameterStatus), as attributes."""
+
+    __slots__ = ("_params",)
+
+    def __init__(self, params: dict[str, str]) -> None:
+        self._params = params
+
+    def __getattr__(self, name: str) -> str:
+        try:
+            return self._params[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __repr__(self) -> str:
+        return f"<ConnectionSettings {self._params!r}>"
+
+
+class _Statement:
+    """A prepared statement on the server, with its planned codecs."""
+
+    __slots__ = (
+        "name", "query", "param_oids", "fields", "encoder", "decoder", "record_class",
+        "closed", "prepared_at", "ignore_custom_codec", "result_formats", "param_types",
+        "attributes", "refs",
+    )
+
+    def __init__(self, name: str, query: str) -> None:
+        self.name = name
+        self.query = query
+        self.param_oids: list[int] = []
+        self.fields: list[Any] | None = None
+        self.encoder: Any = None
+        self.decoder: Any = None
+        self.record_class: type | None = None
+        self.closed = False
+        self.prepared_at = time.monotonic()
+        self.ignore_custom_codec = False
+        self.result_formats: list[int] = []
+        self.param_types: tuple[Any, ...] = ()
+        self.attributes: tuple[Any, ...] = ()
+        self.refs = 0
+
+
+class _Config(NamedTuple):
+    command_timeout: float | None
+    statement_cache_size: int
+    max_cached_statement_lifetime: float
+    max_cacheable_statement_size: int
+
+
+class Connection(metaclass=ConnectionMeta):
+    """A connection to a PostgreSQL server; make one with :func:`connect`."""
+
+    __slots__ = (
+        "_protocol", "_transport", "_loop", "_addr", "_config", "_params", "_core",
+        "_codecs", "_stmt_cache", "_stmt_cache_size", "_pending_closes", "_busy",
+        "_drain_task", "_listeners", "_log_listeners", "_termination_listeners",
+        "_query_loggers", "_closed", "_aborted", "_top_xact", "_server_version",
+        "_cancel_info", "_record_class", "_introspected", "_source_traceback",
+        "__weakref__", "_settings", "_ssl_in_use", "_protocol_minor", "_reset_query",
+        "_holder", "_generation",
+    )
+
+    def __init__(
+        self,
+        protocol: Any,
+        transport: Any,
+        loop: asyncio.AbstractEventLoop,
+        addr: Any,
+        config: Any,
+        params: Any,
+    ) -> None:
+        self._protocol = protocol
+        self._transport = transport
+        self._loop = loop
+        self._addr = addr
+        self._config = config
+        self._params = params
+        self._core: _protocol.ProtocolCore = protocol.core
+        self._codecs = codecs.ConnectionCodecs()
+        self._stmt_cache: collections.OrderedDict[Any, _Statement] = collections.OrderedDict()
+        self._stmt_cache_size = config.statement_cache_size
+        self._pending_closes: list[str] = []
+        self._busy = False
+        self._drain_task: asyncio.Task[None] | None = None
+        self._listeners: dict[str, list[Callable[..., Any]]] = {}
+        self._log_listeners: list[Callable[..., Any]] = []
+        self._termination_listeners: list[Callable[..., Any]] = []
+        self._query_loggers: list[Callable[..., Any]] = []
+        self._closed = False
+        self._aborted = False
+        self._top_xact: Any = None
+        self._server_version: ServerVersion | None = None
+        self._cancel_info: Any = None
+        self._record_class: type = codecs.Record
+        self._introspected: set[int] = set()
+        self._settings = ConnectionSettings(self._core.parameters)
+        self._ssl_in_use = False
+        self._protocol_minor = 0
+        self._reset_query: str | None = None
+        self._holder: Any = None
+        self._generation = 0
+        self._source_traceback = None
+        if loop.get_debug():
+            import traceback
+
+            self._source_traceback = traceback.extract_stack(sys._getframe(1))
+        core = self._core
+        core.on_notification = self._on_notification
+        core.on_notice = self._on_notice
+        core.on_parameter = self._on_parameter
+        protocol.on_lost = self._on_connection_lost
+
+    def __del__(self) -> None:
+        if not self.is_closed() and self._protocol is not None and not self._protocol.lost:
+            # Mirror asyncpg: warn and close the socket.
+            context: dict[str, Any] = {"connection": self}
+            if self._source_traceback is not None:
+                context["source_traceback"] = self._source_traceback
+            warnings.warn(f"unclosed connection {self!r}", ResourceWarning, stacklevel=1,
+                          source=self)
+            with contextlib.suppress(Exception):
+                self._transport.abort()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.is_closed() else "open"
+        return f"<{type(self).__module__}.{type(self).__qualname__} {state} addr={self._addr!r}>"
+
+    # -- internal plumbing ----------------------------------------------------
+    def _check_open(self) -> None:
+        if self._closed or self._core.closed:
+            if self._core.fatal_error is not None and not self._closed:
+                exc = self._core.fatal_error
+                if isinstance(exc, exceptions.PostgresError):
+                    raise exceptions.ConnectionDoesNotExistError(
+                        f"connection was closed by the server: {exc}",
+                        request_sent=False) from exc
+            raise InterfaceError("cannot perform operation: connection is closed")
+
+    @contextlib.asynccontextmanager
+    async def _operation(self, timeout: float | None) -> Any:
+        """Run one public operation: exclusive, in step, under one deadline."""
+        self._check_open()
+        if self._busy:
+            raise InterfaceError(
+                "cannot perform operation: another operation is in progress")
+        self._busy = True
+        try:
+            deadline = self._deadline(timeout)
+            if self._drain_task is not None:
+                await self._wait_drained(deadline)
+            self._check_open()
+            yield deadline
+        finally:
+            self._busy = False
+
+    def _deadline(self, timeout: float | None) -> float | None:
+        if timeout is None:
+            timeout = self._config.command_timeout
+        if timeout is None:
+            return None
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+            raise InterfaceError(f"invalid timeout value {timeout!r}: expected a number")
+        if timeout <= 0:
+            raise asyncio.TimeoutError()
+        return self._loop.time() + timeout
+
+    def _remaining(self, deadline: float | None) -> float | None:
+        if deadline is None:
+            return None
+        left = deadline - self._loop.time()
+        if left <= 0:
+            raise asyncio.TimeoutError()
+        return left
+
+    async def _wait_drained(self, deadline: float | None) -> None:
+        task = self._drain_task
+        if task is None:
+            return
+        left = self._remaining(deadline)
+        try:
+            await asyncio.wait_for(asyncio.shield(task), left)
+        finally:
+            if task.done():
+                self._drain_task = None
+
+    async def _wait(self, op: _protocol.Operation, deadline: float | None) -> Any:
+        """Await *op*'s result; on timeout or cancellation, abandon it."""
+        waiter = op.waiter
+        try:
+            if deadline is None:
+                return await waiter
+            left = deadline - self._loop.time()
+            if left <= 0:
+                raise asyncio.TimeoutError()
+            return await asyncio.wait_for(waiter, left)
+        except (asyncio.CancelledError, asyncio.TimeoutError):
+            self._abandon(op)
+            raise
+
+    def _send(self, op: _protocol.Operation) -> None:
+        self._protocol.send(op)
+
+    def _abandon(self, op: _protocol.Operation) -> None:
+        """Give up on *op*: cancel it server-side, drain its reply in the background."""
+        if op not in self._core.pending:
+            return
+        op.abandoned = True
+        if self._drain_task is None or self._drain_task.done():
+            self._drain_task = self._loop.create_task(self._cancel_and_drain(op))
+
+    async def _cancel_and_drain(self, op: _protocol.Operation) -> None:
+        done = self._loop.create_future()
+
+        def _done(_: Any) -> None:
+            if not done.done():
+                done.set_result(None)
+
+        op.on_done = _done
+        if op not in self._core.pending:
+            return
+        try:
+            with contextlib.suppress(Exception):
+                await self._send_cancel(_CANCEL_BUDGET)
+            await asyncio.wait_for(asyncio.shield(done), _CANCEL_BUDGET)
+        except (asyncio.TimeoutError, asyncio.CancelledError):
+            # The server did not finish the request in time: the session can
+            # no longer be trusted to be in step. Close it.
+            self._abort()
+
+    async def _send_cancel(self, timeout: float) -> None:
+        info = self._cancel_info
+        if info is None or self._core.backend_pid == 0:
+            return
+        request = _wire.cancel_request(
+            self._core.backend_pid, self._core.backend_key, self._protocol_minor)
+        await info(request, timeout)
+
+    def _abort(self) -> None:
+        self._aborted = True
+        self._closed = True
+        self._core.closed = True
+        with contextlib.suppress(Exception):
+            self._protocol.abort()
+
+    # -- asynchronous server messages ---------------------------------------------
+    def _on_notification(self, pid: int, channel: str, payload: str) -> None:
+        for cb in list(self._listeners.get(channel, ())):
+            self._call_soon(cb, self, pid, channel, payload)
+
+    def _on_notice(self, message: exceptions.PostgresLogMessage) -> None:
+        for cb in list(self._log_listeners):
+            self._call_soon(cb, self, message)
+
+    def _on_parameter(self, name: str, value: str) -> None:
+        if name == "client_encoding" and value.upper() not in ("UTF8", "UTF-8", "UNICODE"):
+            # Decided in RELIABILITY.md: refuse rather than follow a switch
+            # away from UTF-8, which every codec here assumes.
+            self._core.fatal_error = exceptions.ProtocolError(
+                f"the server switched client_encoding to {value!r}; only UTF8 is supported")
+            self._loop.call_soon(self._abort)
+
+    def _on_connection_lost(self, exc: BaseException | None) -> None:
+        self._closed = True
+        self._cleanup()
+
+    def _call_soon(self, cb: Callable[..., Any], *args: Any) -> None:
+        def run() -> None:
+            try:
+                result = cb(*args)
+                if asyncio.iscoroutine(result):
+                    task = self._loop.create_task(result)
+                    task.add_done_callback(self._report_callback_task)
+            except Exception as exc:  # noqa: BLE001 - a callback must not kill the connection
+                self._loop.call_exception_handler({
+                    "message": f"unhandled exception in callback {cb!r}",
+                    "exception": exc, "connection": self})
+
+        self._loop.call_soon(run)
+
+    def _report_callback_task(self, task: asyncio.Task[Any]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self._loop.call_exception_handler({
+                "message": "unhandled exception in a connection callback",
+                "exception": task.exception(), "connection": self})
+
+    def _cleanup(self) -> None:
+        listeners = list(self._termination_listeners)
+        self._termination_listeners.clear()
+        for cb in listeners:
+            self._call_soon(cb, self)
+        self._listeners.clear()
+        self._log_listeners.clear()
+        for stmt in self._stmt_cache.values():
+            stmt.closed = True
+        self._stmt_cache.clear()
+
+    # -- listeners --------------------------------------------------------------
+    async def add_listener(self, channel: str, callback: Callable[..., Any]) -> None:
+        """Call *callback* for every NOTIFY on *channel*.
+
+        :param channel: Channel name (LISTEN is issued the first time).
+        :param callback: ``callback(connection, pid, channel, payload)``; may be
+            a coroutine function.
+        """
+        self._check_open()
+        callbacks = self._listeners.get(channel)
+        if callbacks is None:
+            await self.fetch(f"LISTEN {_quote_ident(channel)}")
+            callbacks = self._listeners.setdefault(channel, [])
+        callbacks.append(callback)
+
+    async def remove_listener(self, channel: str, callback: Callable[..., Any]) -> None:
+        """Stop calling *callback* for *channel*; UNLISTEN after the last one."""
+        if self.is_closed():
+            return
+        callbacks = self._listeners.get(channel)
+        if not callbacks:
+            return
+        with contextlib.suppress(ValueError):
+            callbacks.remove(callback)
+        if not callbacks:
+            del self._listeners[channel]
+            await self.fetch(f"UNLISTEN {_quote_ident(channel)}")
+
+    def add_log_listener(self, callback: Callable[..., Any]) -> None:
+        """Call ``callback(connection, message)`` for each server notice or warning."""
+        if self.is_closed():
+            raise InterfaceError("connection is closed")
+        self._log_listeners.append(callback)
+
+    def remove_log_listener(self, callback: Callable[..., Any]) -> None:
+        """Remove a callback added with :meth:`add_log_listener`."""
+        with contextlib.suppress(ValueError):
+            self._log_listeners.remove(callback)
+
+    def add_termination_listener(self, callback: Callable[..., Any]) -> None:
+        """Call ``callback(connection)`` once when the connection closes."""
+        self._termination_listeners.append(callback)
+
+    def remove_termination_listener(self, callback: Callable[..., Any]) -> None:
+        """Remove a callback added with :meth:`add_termination_listener`."""
+        with contextlib.suppress(ValueError):
+            self._termination_listeners.remove(callback)
+
+    def add_query_logger(self, callback: Callable[..., Any]) -> None:
+        """Call ``callback(LoggedQuery)`` after each query this connection runs."""
+        self._query_loggers.append(callback)
+
+    def remove_query_logger(self, callback: Callable[..., Any]) -> None:
+        """Remove a callback added with :meth:`add_query_logger`."""
+        with contextlib.suppress(ValueError):
+            self._query_loggers.remove(callback)
+
+    @contextlib.contextmanager
+    def query_logger(self, callback: Callable[..., Any]) -> Any:
+        """Context manager: *callback* logs the queries run inside the block."""
+        self.add_query_logger(callback)
+        try:
+            yield callback
+        finally:
+            self.remove_query_logger(callback)
+
+    def _log_query(self, query: str, args: Sequence[Any], timeout: float | None,
+                   started: float, exc: BaseException | None) -> None:
+        if not self._query_loggers:
+            return
+        record = LoggedQuery(query, args, timeout, time.monotonic() - started, exc,
+                             self._addr, self._params)
+        for cb in list(self._query_loggers):
+            self._call_soon(cb, record)
+
+    # -- information ----------------------------------------------------------------
+    def get_server_pid(self) -> int:
+        """The process ID of the server backend of this connection."""
+        return self._core.backend_pid
+
+    def get_server_version(self) -> ServerVersion:
+        """The server's version as ``ServerVersion(major, minor, micro, releaselevel, serial)``."""
+        if self._server_version is None:
+            self._server_version = _parse_server_version(
+                self._core.parameters.get("server_version", ""))
+        return self._server_version
+
+    def get_settings(self) -> ConnectionSettings:
+        """The server's run-time parameters reported to this connection."""
+        return self._settings
+
+    def get_reset_query(self) -> str:
+        """The SQL that :meth:`reset` runs to return the session to a clean state."""
+        if self._reset_query is None:
+            parts = []
+            version = self.get_server_version()
+            if version >= (8, 2):
+                parts.append("SELECT pg_advisory_unlock_all();")
+                parts.append("CLOSE ALL;")
+            if version >= (9, 0):
+                parts.append("UNLISTEN *;")
+            parts.append("RESET ALL;")
+            self._reset_query = "\n".join(parts)
+        return self._reset_query
+
+    def is_in_transaction(self) -> bool:
+        """True when the session is inside a transaction block (also a failed one)."""
+        return self._core.transaction_status != "I"
+
+    def is_closed(self) -> bool:
+        """True once the connection is closed or lost."""
+        return self._closed or self._core.closed
+
+    # -- the end ----------------------------------------------------------------------
+    async def close(self, *, timeout: float | None = None) -> None:
+        """Close the connection gracefully (Terminate, then wait for the server).
+
+        :param timeout: Seconds to wait; on expiry the connection is aborted
+            and TimeoutError raised.
+        """
+        if self.is_closed():
+            self._closed = True
+            return
+        self._closed = True
+        try:
+            if self._drain_task is not None and not self._drain_task.done():
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(asyncio.shield(self._drain_task), timeout)
+            closed = self._loop.create_future()
+            previous = self._protocol.on_lost
+
+            def _lost(exc: BaseException | None) -> None:
+                if previous is not None:
+                    previous(exc)
+                if not closed.done():
+                    closed.set_result(None)
+
+            self._protocol.on_lost = _lost
+            if not self._protocol.lost:
+                _wire.write_terminate(self._core.out)
+                self._protocol.flush()
+                self._transport.close()
+                await asyncio.wait_for(closed, timeout)
+        except BaseException:
+            self._abort()
+            raise
+        finally:
+            self._cleanup()
+
+    def terminate(self) -> None:
+        """Close the connection at once, without telling the server."""
+        self._abort()
+        self._cleanup()
+
+    async def reset(self, *, timeout: float | None = None) -> None:
+        """Return the session to a clean state (for pools).
+
+        Rolls back an open transaction, then runs :meth:`get_reset_query`.
+        """
+        self._check_open()
+        self._listeners.clear()
+        self._log_listeners.clear()
+        query = self.get_reset_query()
+        if self.is_in_transaction():
+            query = "ROLLBACK;\n" + query
+        await self.execute(query, timeout=timeout)
+
+    # -- queries ----------------------------------------------------------------------
+    async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:
+        """Run SQL; return the status of the last command (``'INSERT 0 1'``).
+
+        Without *args* the simple protocol is used, so *query* may hold several
+        statements; with *args* it is one statement with ``$n`` placeholders.
+        """
+        self._check_query(query)
+        if args:
+            op = await self._execute(query, args, 0, timeout)
+            return op.status or ""
+        started = time.monotonic()
+        exc: BaseException | None = None
+        try:
+            async with self._operation(timeout) as deadline:
+                out = self._core.out
+                self._write_pending_closes()
+                _wire.write_query(out, query)
+                op = _protocol.SimpleQueryOp(self._protocol.new_waiter(), query)
+                self._send(op)
+                await self._wait(op, deadline)
+                return op.status or ""
+        except BaseException as e:
+            exc = e
+            raise
+        finally:
+            self._log_query(query, args, timeout, started, exc)
+
+    async def executemany(self, command: str, args: Iterable[Sequence[Any]], *,
+                          timeout: float | None = None) -> None:
+        """Run *command* once per argument tuple in *args*, atomically.
+
+        All the Bind/Execute pairs go out under one Sync, so a failure rolls
+        back every row (the whole call is one implicit transaction, or part of
+        the caller's).
+        """
+        self._check_query(command)
+        started = time.monotonic()
+        exc: BaseException | None = None
+        try:
+            async with self._operation(timeout) as deadline:
+                stmt = await self._get_statement(command, deadline)
+                await self._executemany(stmt, args, deadline)
+        except BaseException as e:
+            exc = e
+            raise
+        finally:
+            self._log_query(command, (), timeout, started, exc)
+
+    async def _executemany(self, stmt: _Statement, args: Iterable[Sequence[Any]],
+                           deadline: float | None) -> None:
+        out = self._core.out
+        self._write_pending_closes()
+        mark = len(out)
+        flushed = False
+        try:
+            for row_args in args:
+                self._write_bind(out, stmt, "", row_args)
+                _wire.write_execute(out, "", 0)
+                if len(out) > 1 << 20:
+                    # Keep memory flat for millions of rows: send as we go.
+                    self._protocol.flush()
+                    flushed = True
+                    mark = 0
+                    await self._protocol.drain()
+        except BaseException:
+            out.rewind(mark)
+            if flushed and not self._protocol.lost:
+                # Part of the batch already ran. Execute a portal that does not
+                # exist: the error aborts the implicit transaction at Sync, so
+                # the batch stays all-or-nothing.
+                _wire.write_execute(out, "__pgc_abort_batch__", 0)
+                _wire.write_sync(out)
+                op = _protocol.ExecuteManyOp(self._protocol.new_waiter(), stmt.query)
+                self._send(op)
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(op.waiter)
+            raise
+        _wire.write_sync(out)
+        op = _protocol.ExecuteManyOp(self._protocol.new_waiter(), stmt.query)
+        self._send(op)
+        await self._wait(op, deadline)
+
+    async def fetch(self, query: str, *args: Any, timeout: float | None = None,
+                    record_class: type | None = None) -> list[Any]:
+        """Run *query* and return all its rows as a list of Records."""
+        op = await self._execute(query, args, 0, timeout, record_class=record_class)
+        return op.rows
+
+    async def fetchval(self, query: str, *args: Any, column: int = 0,
+                       timeout: float | None = None) -> Any:
+        """Run *query* and return one value of its first row (None when no rows)."""
+        self._check_query(query)
+        op = await self._execute(query, args, 1, timeout)
+        if not op.rows:
+            return None
+        return op.rows[0][column]
+
+    async def fetchrow(self, query: str, *args: Any, timeout: float | None = None,
+                       record_class: type | None = None) -> Any:
+        """Run *query* and return its first row, or None."""
+        op = await self._execute(query, args, 1, timeout, record_class=record_class)
+        return op.rows[0] if op.rows else None
+
+    async def fetchmany(self, query: str, args: Iterable[Sequence[Any]], *,
+                        timeout: float | None = None,
+                        record_class: type | None = None) -> list[Any]:
+        """Run *query* once per argument tuple; return all rows of all runs."""
+        self._check_query(query)
+        started = time.monotonic()
+        exc: BaseException | None = None
+        try:
+            async with self._operation(timeout) as deadline:
+                stmt = await self._get_statement(query, deadline, record_class=record_class)
+                return await self._fetchmany(stmt, args, deadline)
+        except BaseException as e:
+            exc = e
+            raise
+        finally:
+            self._log_query(query, (), timeout, started, exc)
+
+    async def _fetchmany(self, stmt: _Statement, args: Iterable[Sequence[Any]],
+                         deadline: float | None) -> list[Any]:
+        out = self._core.out
+        self._write_pending_closes()
+        mark = len(out)
+        try:
+            for row_args in args:
+                self._write_bind(out, stmt, "", row_args)
+                _wire.write_execute(out, "", 0)
+        except BaseException:
+            out.rewind(mark)
+            raise
+        _wire.write_sync(out)
+        op = _protocol.ExecuteOp(self._protocol.new_waiter(), stmt.query, stmt.decoder)
+        op.count_rows = True  # several CommandCompletes: keep collecting
+        self._send(op)
+        await self._wait(op, deadline)
+        return op.rows
+
+    async def _extended(self, timeout: float | None, stmt: _Statement | None,
+                        write: Callable[[WriteBuffer], None]) -> Any:
+        """Send what *write* puts in the buffer, then Sync; return the ExecuteOp.
+
+        Used by cursors and prepared statements for Bind / Execute / Close
+        sequences on named portals.
+        """
+        async with self._operation(timeout) as deadline:
+            out = self._core.out
+            self._write_pending_closes()
+            mark = len(out)
+            try:
+                write(out)
+            except BaseException:
+                out.rewind(mark)
+                raise
+            _wire.write_sync(out)
+            op = _protocol.ExecuteOp(
+                self._protocol.new_waiter(), stmt.query if stmt else None,
+                stmt.decoder if stmt else None)
+            self._send(op)
+            return await self._wait(op, deadline)
+
+    def _check_query(self, query: str) -> None:
+        if not isinstance(query, str):
+            raise InterfaceError(f"query must be a str, got {type(query).__name__}")
+
+    async def _execute(self, query: str, args: Sequence[Any], limit: int,
+                       timeout: float | None, *, record_class: type | None = None,
+                       ignore_custom_codec: bool = False) -> Any:
+        self._check_query(query)
+        started = time.monotonic()
+        exc: BaseException | None = None
+        try:
+            async with self._operation(timeout) as deadline:
+                for attempt in (0, 1):
+                    stmt = await self._get_statement(
+                        query, deadline, record_class=record_class,
+                        ignore_custom_codec=ignore_custom_codec)
+                    try:
+                        return await self._bind_execute(stmt, args, limit, deadline)
+                    except exceptions.InvalidCachedStatementError:
+                        # The schema changed under a cached statement: outside a
+                        # transaction, prepare it again once, as asyncpg does.
+                        self._drop_statement(stmt)
+                        if attempt or self.is_in_transaction():
+                            raise
+                raise AssertionError("unreachable")
+        except BaseException as e:
+            exc = e
+            raise
+        finally:
+            self._log_query(query, args, timeout, started, exc)
+
+    async def _bind_execute(self, stmt: _Statement, args: Sequence[Any], limit: int,
+                            deadline: float | None, portal: str = "") -> Any:
+        out = self._core.out
+        self._write_pending_closes()
+        mark = len(out)
+        try:
+            self._write_bind(out, stmt, portal, args)
+        except BaseException:
+            out.rewind(mark)
+            raise
+        _wire.write_execute(out, portal, limit)
+        _wire.write_sync(out)
+        op = _protocol.ExecuteOp(self._protocol.new_waiter(), stmt.query, stmt.decoder)
+        self._send(op)
+        return await self._wait(op, deadline)
+
+    def _write_bind(self, out: WriteBuffer, stmt: _Statement, portal: str,
+                    args: Sequence[Any]) -> None:
+        if stmt.closed:
+            raise InterfaceError("cannot use a prepared statement that was closed")
+        nparams = len(stmt.param_oids)
+        if len(args) != nparams:
+            raise InterfaceError(
+                f"the server expects {nparams} argument{'s' if nparams != 1 else ''} "
+                f"for this query, {len(args)} {'were' if len(args) != 1 else 'was'} passed")
+        _wire.write_bind(out, portal, stmt.name, stmt.encoder, args, stmt.result_formats)
+
+    # -- statements -------------------------------------------------------------------
+    def _write_pending_closes(self) -> None:
+        if self._pending_closes:
+            out = self._core.out
+            for name in self._pending_closes:
+                _wire.write_close(out, b"S", name)
+            self._pending_closes.clear()
+
+    def _drop_statement(self, stmt: _Statement) -> None:
+        for key, cached in list(self._stmt_cache.items()):
+            if cached is stmt:
+                del self._stmt_cache[key]
+        self._close_statement(stmt)
+
+    def _close_statement(self, stmt: _Statement) -> None:
+        if not stmt.closed:
+            stmt.closed = True
+            if stmt.name and stmt.refs <= 0:
+                self._pending_closes.append(stmt.name)
+
+    async def _get_statement(self, query: str, deadline: float | None, *,
+                             record_class: type | None = None, name: str | None = None,
+                             named: bool = False,
+                             ignore_custom_codec: bool = False) -> _Statement:
+        if record_class is None:
+            record_class = self._record_class
+        elif record_class is not self._record_class:
+            codecs.check_record_class(record_class)
+        key = (query, record_class, ignore_custom_codec)
+        config = self._config
+        use_cache = (name is None and self._stmt_cache_size > 0
+                     and (config.max_cacheable_statement_size == 0
+                          or len(query) <= config.max_cacheable_statement_size))
+        if use_cache:
+            stmt = self._stmt_cache.get(key)
+            if stmt is not None:
+                lifetime = config.max_cached_statement_lifetime
+                if lifetime and time.monotonic() - stmt.prepared_at > lifetime:
+                    self._drop_statement(stmt)
+                else:
+                    self._stmt_cache.move_to_end(key)
+                    return stmt
+        if name is None:
+            name = f"__pgc_stmt_{next(_stmt_ids):x}__" if (use_cache or named) else ""
+        stmt = await self._prepare_statement(query, name, deadline, record_class,
+                                             ignore_custom_codec)
+        if use_cache:
+            self._stmt_cache[key] = stmt
+            while len(self._stmt_cache) > self._stmt_cache_size:
+                _old_key, old = self._stmt_cache.popitem(last=False)
+                self._close_statement(old)
+        return stmt
+
+    async def _prepare_statement(self, query: str, name: str, deadline: float | None,
+                                 record_class: type, ignore_custom_codec: bool) -> _Statement:
+        out = self._core.out
+        self._write_pending_closes()
+        _wire.write_parse(out, name, query, ())
+        _wire.write_describe(out, b"S", name)
+        _wire.write_sync(out)
+        op = _protocol.PrepareOp(self._protocol.new_waiter(), query)
+        self._send(op)
+        try:
+            param_oids, fields = await self._wait(op, deadline)
+        except BaseException:
+            if name:
+                # The Parse may have succeeded before the timeout: free it.
+                self._pending_closes.append(name)
+            raise
+        stmt = _Statement(name, query)
+        stmt.param_oids = list(param_oids)
+        stmt.fields = fields
+        stmt.record_class = record_class
+        stmt.ignore_custom_codec = ignore_custom_codec
+        try:
+            oids = set(param_oids)
+            if fields:
+                oids.update(f[3] for f in fields)
+            missing = self._codecs.missing(oids)
+            if missing:
+                await self._introspect(missing, deadline)
+            self._codecs.plan(stmt, record_class, ignore_custom_codec)
+        except BaseException:
+            if name:
+                self._pending_closes.append(name)
+            raise
+        return stmt
+
+    async def _introspect(self, oids: set[int], deadline: float | None) -> None:
+        from . import introspection
+
+        rows = await introspection.fetch_types(self, oids, deadline)
+        self._codecs.add_types(rows)
+
+    async def prepare(self, query: str, *, name: str | None = None,
+                      timeout: float | None = None,
+                      record_class: type | None = None) -> Any:
+        """Create a prepared statement for *query*.
+
+        :param name: Server-side name; generated when None.
+        :return: A :class:`~pg_client.prepared_stmt.PreparedStatement`.
+        """
+        from .prepared_stmt import PreparedStatement
+
+        self._check_query(query)
+        async with self._operation(timeout) as deadline:
+            stmt = await self._get_statement(query, deadline, record_class=record_class,
+                                             name=name, named=True)
+        stmt.refs += 1
+        return PreparedStatement(self, query, stmt)
+
+    def cursor(self, query: str, *args: Any, prefetch: int | None = None,
+               timeout: float | None = None, record_class: type | None = None) -> Any:
+        """A cursor factory: ``async for`` over it, or ``await`` it for a Cursor.
+
+        Must be used inside a transaction.
+        """
+        from .cursor import CursorFactory
+
+        self._check_open()
+        return CursorFactory(self, query, None, args, prefetch, timeout, record_class)
+
+    def transaction(self, *, isolation: str | None = None, readonly: bool = False,
+                    deferrable: bool = False) -> Any:
+        """A :class:`~pg_client.transaction.Transaction` (use ``async with``).
+
+        Nested transactions become savepoints.
+        """
+        from .transaction import Transaction
+
+        self._check_open()
+        return Transaction(self, isolation, readonly, deferrable)
+
+    # -- COPY ------------------------------------------------------------------------
+    async def copy_from_table(self, table_name: str, *, output: Any,
+                              columns: Sequence[str] | None = None,
+                              schema_name: str | None = None, timeout: float | None = None,
+                              format: str | None = None, oids: bool | None = None,
+                              delimiter: str | None = None, null: str | None = None,
+                              header: bool | None = None, quote: str | None = None,
+                              escape: str | None = None,
+                              force_quote: bool | Sequence[str] | None = None,
+                              encoding: str | None = None) -> str:
+        """Copy a table's contents to *output* (a path, a file-like object, or a
+        coroutine function receiving bytes). Returns the COPY status."""
+        from . import _copy
+
+        table = _copy.table_ref(table_name, schema_name)
+        cols = _copy.column_list(columns)
+        opts = _copy.format_options(format=format, oids=oids, delimiter=delimiter, null=null,
+                                    header=header, quote=quote, escape=escape,
+                                    force_quote=force_quote, encoding=encoding)
+        return await self._copy_out(f"COPY {table}{cols} TO STDOUT {opts}", output, timeout)
+
+    async def copy_from_query(self, query: str, *args: Any, output: Any,
+                              timeout: float | None = None, format: str | None = None,
+                              oids: bool | None = None, delimiter: str | None = None,
+                              null: str | None = None, header: bool | None = None,
+                              quote: str | None = None, escape: str | None = None,
+                              force_quote: bool | Sequence[str] | None = None,
+                              encoding: str | None = None) -> str:
+        """Copy the result of *query* to *output*. Returns the COPY status."""
+        from . import _copy
+
+        if args:
+            query = await _copy.interpolate_args(self, query, args)
+        opts = _copy.format_options(format=format, oids=oids, delimiter=delimiter, null=null,
+                                    header=header, quote=quote, escape=escape,
+                                    force_quote=force_quote, encoding=encoding)
+        return await self._copy_out(f"COPY ({query}) TO STDOUT {opts}", output, timeout)
+
+    async def copy_to_table(self, table_name: str, *, source: Any,
+                            columns: Sequence[str] | None = None,
+                            schema_name: str | None = None, timeout: float | None = None,
+                            format: str | None = None, oids: bool | None = None,
+                            freeze: bool | None = None, delimiter: str | None = None,
+                            null: str | None = None, header: bool | None = None,
+                            quote: str | None = None, escape: str | None = None,
+                            force_quote: bool | Sequence[str] | None = None,
+                            force_not_null: bool | Sequence[str] | None = None,
+                            force_null: bool | Sequence[str] | None = None,
+                            encoding: str | None = None, where: str | None = None) -> str:
+        """Copy data from *source* (a path, file-like object, async iterable of
+        bytes, or a buffer) into a table. Returns the COPY status."""
+        from . import _copy
+
+        table = _copy.table_ref(table_name, schema_name)
+        cols = _copy.column_list(columns)
+        opts = _copy.format_options(format=format, oids=oids, freeze=freeze,
+                                    delimiter=delimiter, null=null, header=header, quote=quote,
+                                    escape=escape, force_quote=force_quote,
+                                    force_not_null=force_not_null, force_null=force_null,
+                                    encoding=encoding)
+        where_clause = await self._copy_where(where)
+        sql = f"COPY {table}{cols} FROM STDIN {opts}{where_clause}"
+        return await self._copy_in(sql, _copy.source_chunks(source), timeout)
+
+    async def copy_records_to_table(self, table_name: str, *, records: Any,
+                                    columns: Sequence[str] | None = None,
+                                    schema_name: str | None = None,
+                                    timeout: float | None = None,
+                                    where: str | None = None) -> str:
+        """Copy Python records (tuples) into a table with binary COPY.
+
+        *records* may be an iterable or an async iterable.
+        """
+        from . import _copy
+
+        table = _copy.table_ref(table_name, schema_name)
+        cols = _copy.column_list(columns)
+        where_clause = await self._copy_where(where)
+        col_sql = ", ".join(_quote_ident(c) for c in columns) if columns else "*"
+        intro = f"SELECT {col_sql} FROM {table} LIMIT 0"
+        async with self._operation(timeout) as deadline:
+            stmt = await self._get_statement(intro, deadline)
+        encoder = self._codecs.copy_encoder(stmt)
+        sql = f"COPY {table}{cols} FROM STDIN (FORMAT binary){where_clause}"
+        return await self._copy_in(sql, _copy.binary_record_chunks(encoder, records), timeout)
+
+    async def _copy_where(self, where: str | None) -> str:
+        if not where:
+            return ""
+        if self.get_server_version() < (12, 0):
+            raise exceptions.UnsupportedServerFeatureError(
+                "the `where` parameter requires PostgreSQL 12 or later")
+        return f" WHERE {where}"
+
+    async def _copy_out(self, sql: str, output: Any, timeout: float | None) -> str:
+        from . import _copy
+
+        sink, close_sink = await _copy.open_sink(output)
+        try:
+            async with self._operation(timeout) as deadline:
+                wake = asyncio.Event()
+                proto = self._protocol
+
+                def on_data() -> None:
+                    wake.set()
+                    if op.buffered > 4 * 1024 * 1024:
+                        proto.pause_reading()
+
+                op = _protocol.CopyOutOp(proto.new_waiter(), sql, on_data)
+                self._write_pending_closes()
+                _wire.write_query(self._core.out, sql)
+                self._send(op)
+                try:
+                    while True:
+                        while op.chunks:
+                            chunk = op.chunks.popleft()
+                            op.buffered -= len(chunk)
+                            await _copy.with_deadline(sink(chunk), self, deadline)
+                        if op.buffered < 1024 * 1024:
+                            proto.resume_reading()
+                        if op.waiter.done():
+                            break
+                        wake.clear()
+                        if op.chunks:
+                            continue
+                        await _copy.with_deadline(wake.wait(), self, deadline)
+                except BaseException:
+                    proto.resume_reading()
+                    self._abandon(op)
+                    raise
+                proto.resume_reading()
+                await op.waiter
+                return op.status or ""
+        finally:
+            await close_sink()
+
+    async def _copy_in(self, sql: str, chunks: AsyncIterable[bytes], timeout: float | None) -> str:
+        from . import _copy
+
+        async with self._operation(timeout) as deadline:
+            ready = asyncio.Event()
+            proto = self._protocol
+            op = _protocol.CopyInOp(proto.new_waiter(), sql, ready.set)
+            self._write_pending_closes()
+            _wire.write_query(self._core.out, sql)
+            self._send(op)
+            await _copy.with_deadline(ready.wait(), self, deadline, op)
+            if not op.ready:
+                # The server refused the COPY (or the connection went).
+                return await self._wait(op, deadline)
+            out = self._core.out
+            try:
+                iterator = chunks.__aiter__()
+                while True:
+                    if op.error is not None or op.waiter.done():
+                        break  # the server already failed the COPY: stop sending
+                    try:
+                        chunk = await _copy.with_deadline(
+                            iterator.__anext__(), self, deadline, op)
+                    except StopAsyncIteration:
+                        break
+                    if chunk:
+                        _wire.write_copy_data(out, chunk)
+                        proto.flush()
+                        await _copy.with_deadline(proto.drain(), self, deadline, op)
+            except BaseException as exc:
+                # The source failed, or we were cancelled / timed out: abort
+                # the COPY so nothing is inserted, and let the server confirm.
+                if not proto.lost and op in self._core.pending:
+                    _wire.write_copy_fail(out, f"COPY aborted by the client: {type(exc).__name__}")
+                    proto.flush()
+                    op.abandoned = isinstance(exc, (asyncio.CancelledError, asyncio.TimeoutError))
+                    if op.abandoned:
+                        self._abandon_copy(op)
+                    else:
+                        with contextlib.suppress(Exception):
+                            await self._wait(op, deadline)
+                raise
+            if op.error is None and not op.waiter.done():
+                _wire.write_copy_done(out)
+                proto.flush()
+            return await self._wait(op, deadline)
+
+    def _abandon_copy(self, op: _protocol.Operation) -> None:
+        # CopyFail was sent: the server answers with an error and
+        # ReadyForQuery without a CancelRequest; just drain it.
+        if self._drain_task is None or self._drain_task.done():
+            async def drain() -> None:
+                done = self._loop.create_future()
+                op.on_done = lambda _op: done.done() or done.set_result(None)
+                if op not in self._core.pending:
+                    return
+                try:
+                    await asyncio.wait_for(done, _CANCEL_BUDGET)
+                except asyncio.TimeoutError:
+                    self._abort()
+
+            self._drain_task = self._loop.create_task(drain())
+
+    # -- type codecs ------------------------------------------------------------------
+    async def set_type_codec(self, typename: str, *, schema: str = "public",
+                             encoder: Callable[[Any], Any], decoder: Callable[[Any], Any],
+                             format: str = "text") -> None:
+        """Use *encoder* and *decoder* for values of a type (asyncpg's semantics).
+
+        :param format: ``'text'`` (str), ``'binary'`` (bytes) or ``'tuple'``
+            (the type's tuple form).
+        """
+        info = await self._type_info(typename, schema)
+        self._codecs.set_type_codec(info, encoder=encoder, decoder=decoder, format=format)
+        self._clear_statements()
+
+    async def reset_type_codec(self, typename: str, *, schema: str = "public") -> None:
+        """Undo :meth:`set_type_codec` / :meth:`set_builtin_type_codec` for a type."""
+        info = await self._type_info(typename, schema)
+        self._codecs.reset_type_codec(info)
+        self._clear_statements()
+
+    async def set_builtin_type_codec(self, typename: str, *, schema: str = "public",
+                                     codec_name: str, format: str | None = None) -> None:
+        """Give a type the codec of a built-in type (or ``'pg_contrib.hstore'``)."""
+        info = await self._type_info(typename, schema)
+        self._codecs.set_builtin_type_codec(info, codec_name=codec_name, format=format)
+        self._clear_statements()
+
+    async def _type_info(self, typename: str, schema: str) -> Any:
+        from . import introspection
+
+        return await introspection.type_by_name(self, typename, schema)
+
+    def _clear_statements(self) -> None:
+        for stmt in list(self._stmt_cache.values()):
+            self._close_statement(stmt)
+        self._stmt_cache.clear()
+
+    async def reload_schema_state(self) -> None:
+        """Forget cached types and statements (after the schema changed)."""
+        self._codecs.reset_introspected()
+        self._clear_statements()
+
+
+def _quote_ident(name: str) -> str:
+    if not isinstance(name, str):
+        raise TypeError(f"identifier must be a str, got {type(name).__name__}")
+    if "\x00" in name:
+        raise ValueError("identifiers cannot contain NUL bytes")
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _parse_server_version(text: str) -> ServerVersion:
+    """``'16.2 (Debian 16.2-1)'`` -> ServerVersion(16, 2, 0, 'final', 0)."""
+    import re
+
+    match = re.match(r"\s*(\d+)(?:\.(\d+))?(?:\.(\d+))?\s*(devel|alpha|beta|rc)?(\d+)?", text)
+    if not match:
+        return ServerVersion(0, 0, 0, "final", 0)
+    major = int(match.group(1))
+    minor = int(match.group(2) or 0)
+    micro = int(match.group(3) or 0)
+    level = match.group(4) or "final"
+    serial = int(match.group(5) or 0)
+    if major >= 10 and match.group(3) is None:
+        # Since 10 the version has two parts: "16.2" is major 16, minor 2.
+        micro = 0
+    if level == "devel":
+        level = "alpha"
+    return ServerVersion(major, minor, micro, level, serial)
+
+
+async def connect(
+    dsn: str | None = None,
+    *,
+    host: Any = None,
+    port: Any = None,
+    user: str | None = None,
+    password: Any = None,
+    passfile: Any = None,
+    service: str | None = None,
+    servicefile: Any = None,
+    database: str | None = None,
+    loop: asyncio.AbstractEventLoop | None = None,
+    timeout: float = 60,
+    statement_cache_size: int = 100,
+    max_cached_statement_lifetime: int = 300,
+    max_cacheable_statement_size: int = 1024 * 15,
+    command_timeout: float | None = None,
+    ssl: Any = None,
+    direct_tls: bool | None = None,
+    connection_class: type[Connection] = Connection,
+    record_class: type = codecs.Record,
+    server_settings: dict[str, str] | None = None,
+    target_session_attrs: Any = None,
+    krbsrvname: str | None = None,
+    gsslib: str | None = None,
+    channel_binding: str | None = None,
+    require_auth: str | None = None,
+    min_protocol_version: str | None = None,
+    max_protocol_version: str | None = None,
+    load_balance_hosts: str | None = None,
+) -> Connection:
+    """Open a connection to a PostgreSQL server (asyncpg's ``connect()``).
+
+    :param dsn: A ``postgresql://`` URI or a libpq ``key=value`` string.
+        Explicit keyword arguments win over the DSN, which wins over the
+        service file and the ``PG*`` environment variables.
+    :param host: Host name, IP address, Unix socket directory, or a list of
+        them (tried in order).
+    :param port: Port, or one port per host.
+    :param password: A str, or a callable (sync or async) called for each
+        connection attempt. Default: ``PGPASSWORD``, then the password file.
+    :param timeout: Seconds for the whole connection attempt, all hosts.
+    :param statement_cache_size: Prepared statements kept per connection
+        (0 disables the cache).
+    :param max_cached_statement_lifetime: Seconds a cached statement lives
+        (0: forever).
+    :param max_cacheable_statement_size: Longest query text that is cached
+        (0: no limit).
+    :param command_timeout: Default timeout of every operation, in seconds.
+    :param ssl: ``None`` (``PGSSLMODE``, else ``prefer``), ``True``,
+        ``False``, an sslmode name (``disable`` ... ``verify-full``) or an
+        ``ssl.SSLContext``. ``prefer`` falls back to plaintext when the
+        server refuses TLS: use ``require`` or ``verify-full`` where that is
+        not acceptable.
+    :param direct_tls: Start TLS at once (PostgreSQL 17+), with ALPN.
+    :param connection_class: A subclass of Connection to instantiate.
+    :param record_class: A subclass of Record for the rows returned.
+    :param server_settings: Run-time parameters sent at startup.
+    :param target_session_attrs: ``any``, ``primary``, ``standby``,
+        ``prefer-standby``, ``read-write`` or ``read-only``.
+    :param channel_binding: ``disable``, ``prefer`` or ``require`` SCRAM
+        channel binding (beyond asyncpg).
+    :param require_auth: libpq's ``require_auth`` list, checked before any
+        credential is sent (beyond asyncpg).
+    :param min_protocol_version: ``'3.0'`` or ``'3.2'`` (beyond asyncpg).
+    :param max_protocol_version: ``'3.0'`` (default) or ``'3.2'``.
+    :param load_balance_hosts: ``disable`` or ``random``.
+    :return: A ``connection_class`` instance.
+    """
+    from . import _connect, _connect_params
+
+    if not (isinstance(connection_class, type) and issubclass(connection_class, Connection)):
+        raise InterfaceError(
+            "connection_class is expected to be a subclass of "
+            f"pg_client.Connection, got {connection_class!r}")
+    codecs.check_record_class(record_class)
+    if loop is None:
+        loop = asyncio.get_running_loop()
+    params = _connect_params.resolve(
+        dsn, host=host, port=port, user=user, password=password, passfile=passfile,
+        service=service, servicefile=servicefile, database=database, timeout=timeout,
+        statement_cache_size=statement_cache_size,
+        max_cached_statement_lifetime=max_cached_statement_lifetime,
+        max_cacheable_statement_size=max_cacheable_statement_size,
+        command_timeout=command_timeout, ssl=ssl, direct_tls=direct_tls,
+        server_settings=server_settings, target_session_attrs=target_session_attrs,
+        krbsrvname=krbsrvname, gsslib=gsslib, channel_binding=channel_binding,
+        require_auth=require_auth, min_protocol_version=min_protocol_version,
+        max_protocol_version=max_protocol_version, load_balance_hosts=load_balance_hosts)
+    return await _connect.connect_to_hosts(loop, params, connection_class, record_class)
