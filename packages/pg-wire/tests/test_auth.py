@@ -253,7 +253,9 @@ def test_no_io_modules_imported() -> None:
         "import sys, pg_wire.auth, pg_wire._saslprep; "
         "print(sorted(m for m in ('asyncio', 'socket', 'ssl') if m in sys.modules))"
     )
-    env = {**os.environ, "PYTHONPATH": src}
+    # Keep the rest of the path: the package's __init__ needs pg_codecs.
+    path = os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, "PYTHONPATH": path}
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )

@@ -94,9 +94,7 @@ FUZZ = settings(
 
 # -- strategies ------------------------------------------------------------------------
 
-text = st.text(
-    st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), max_size=20
-)
+text = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=20)
 name = text
 blob = st.binary(max_size=40)
 value = st.none() | blob

@@ -261,9 +261,9 @@ def test_backend_encode(message: BackendMessage, wire: bytes) -> None:
 def test_backend_decode(message: BackendMessage, wire: bytes) -> None:
     reader = MessageReader()
     reader.feed(wire)
-    message = reader.read_message()
-    assert message is not None
-    tag, payload = message
+    raw = reader.read_message()
+    assert raw is not None
+    tag, payload = raw
     assert tag == message.tag
     assert parse_backend(tag, payload, protocol_version=tags.PROTOCOL_3_2) == message
     assert reader.read_message() is None
@@ -280,9 +280,9 @@ def test_frontend_decode(message: FrontendMessage, wire: bytes) -> None:
     startup = message.tag == tags.STARTUP_PACKET_TAG
     reader = MessageReader(frontend=True, startup=startup)
     reader.feed(wire)
-    message = reader.read_message()
-    assert message is not None
-    tag, payload = message
+    raw = reader.read_message()
+    assert raw is not None
+    tag, payload = raw
     assert tag == message.tag
     assert parse_frontend(tag, payload, auth=_auth_kind(message)) == message
     assert reader.read_message() is None
@@ -293,6 +293,7 @@ def test_every_message_class_has_a_golden_entry() -> None:
     # in __subclasses__().
     def leaves(cls: type) -> set[str]:
         out: set[str] = set()
+        sub: type
         for sub in cls.__subclasses__():
             if not sub.__name__.startswith("_") and hasattr(sub, "__dataclass_fields__"):
                 out.add(sub.__name__)

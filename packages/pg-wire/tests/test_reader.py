@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import struct
+import sys
 import time
 import tracemalloc
 
@@ -169,6 +170,23 @@ def test_empty_and_mutable_input() -> None:
     assert reader.read_message() == (b"Z", b"I")
     with pytest.raises(TypeError):
         reader.feed("text")  # type: ignore[arg-type]
+
+
+def test_bytes_chunks_are_kept_not_copied() -> None:
+    # The buffering strategy: a bytes chunk is referenced as it is (messages
+    # inside it are parsed in place); a mutable buffer is copied once.
+    data = READY * 3
+    base = sys.getrefcount(data)
+    reader = MessageReader()
+    reader.feed(data)
+    assert sys.getrefcount(data) == base + 1
+    assert len(read_all(reader)) == 3
+    assert sys.getrefcount(data) == base  # let go once used up
+    mutable = bytearray(READY)
+    base = sys.getrefcount(mutable)
+    reader.feed(mutable)
+    assert sys.getrefcount(mutable) == base
+    assert read_all(reader) == [(b"Z", b"I")]
 
 
 def test_large_message_across_many_chunks() -> None:
@@ -431,6 +449,24 @@ def test_read_rows_argument_checks() -> None:
         reader.read_rows(None, [])  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         reader.read_rows(RawRowDecoder(), None)  # type: ignore[arg-type]
+
+
+def test_skip_rows() -> None:
+    stream = RESULT[len(ROW_DESCRIPTION) :]
+    for cut in range(0, len(stream) + 1, 5):
+        reader = MessageReader()
+        reader.feed(stream[:cut])
+        skipped = reader.skip_rows()
+        reader.feed(stream[cut:])
+        skipped += reader.skip_rows()
+        assert skipped == 20
+        assert take(reader) == (b"C", b"SELECT 20\x00")
+    reader = MessageReader()
+    reader.feed(header(b"D", 3))
+    with pytest.raises(FramingError):
+        reader.skip_rows()
+    with pytest.raises(RuntimeError):
+        MessageReader(frontend=True).skip_rows()
 
 
 def test_read_copy_data() -> None:

@@ -130,6 +130,15 @@ def test_bind_four_ways_give_the_same_bytes() -> None:
     assert bytes(buf)[len(PREFIX) :] == expected
 
 
+def test_bind_data_cannot_be_the_target_buffer() -> None:
+    buf = fresh()
+    write_bind_params(buf, [], [b"x" * 2000])
+    before = bytes(buf)
+    with pytest.raises(ValueError, match="bind_data"):
+        write_bind(buf, "", "", buf)
+    assert bytes(buf) == before
+
+
 def test_bind_without_parameters() -> None:
     assert (
         written(write_bind, "p", "s", None, None)
@@ -246,7 +255,8 @@ def test_invalid_input_is_refused_with_nothing_written(
 
 
 def test_none_buffer_is_a_type_error() -> None:
-    cases: list[tuple[Callable[..., None], tuple[Any, ...]]] = [(write_sync, ()), (write_query, ("x",)), (start_bind, ("", "")),
+    cases: list[tuple[Callable[..., None], tuple[Any, ...]]] = [
+                        (write_sync, ()), (write_query, ("x",)), (start_bind, ("", "")),
                         (end_bind, ()), (abort_message, ()), (write_bind_params, ([], [])),
                         (write_copy_data, (b"x",))]  # fmt: skip
     for write, args in cases:

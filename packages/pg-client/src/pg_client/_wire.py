@@ -26,6 +26,7 @@ from pg_wire._reader import (
 from pg_wire._reader import parse_error_response as parse_error_fields
 from pg_wire._reader import parse_notification_response as parse_notification
 from pg_wire._writer import (
+    abort_message,
     end_bind,
     start_bind,
     write_cancel_request,
@@ -93,7 +94,11 @@ def write_bind(out: WriteBuffer, portal: str, statement: str, encoder: Any,
                args: Sequence[Any], result_formats: Any) -> None:
     """Bind with the arguments encoded straight into *out* by *encoder*."""
     start_bind(out, portal, statement)
-    encoder.write_params(out, args)
+    try:
+        encoder.write_params(out, args)
+    except BaseException:
+        abort_message(out)  # leave no half-built Bind in the buffer
+        raise
     end_bind(out, result_formats)
 
 

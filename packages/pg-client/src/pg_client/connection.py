@@ -192,14 +192,20 @@ class Connection(metaclass=ConnectionMeta):
             import traceback
 
             self._source_traceback = traceback.extract_stack(sys._getframe(1))
+        # The protocol outlives nobody: it refers back to us only weakly, so
+        # an unclosed Connection can be collected (and warn, see __del__).
+        ref = weakref.ref(self)
         core = self._core
-        core.on_notification = self._on_notification
-        core.on_notice = self._on_notice
-        core.on_parameter = self._on_parameter
-        protocol.on_lost = self._on_connection_lost
+        core.on_notification = _weak_callback(ref, "_on_notification")
+        core.on_notice = _weak_callback(ref, "_on_notice")
+        core.on_parameter = _weak_callback(ref, "_on_parameter")
+        protocol.on_lost = _weak_callback(ref, "_on_connection_lost")
 
     def __del__(self) -> None:
-        if not self.is_closed() and self._protocol is not None and not self._protocol.lost:
+        protocol = getattr(self, "_protocol", None)
+        if protocol is None or getattr(self, "_core", None) is None:
+            return
+        if not self.is_closed() and not protocol.lost:
             # Mirror asyncpg: warn and close the socket.
             context: dict[str, Any] = {"connection": self}
             if self._source_traceback is not None:
@@ -1142,6 +1148,15 @@ class Connection(metaclass=ConnectionMeta):
         """Forget cached types and statements (after the schema changed)."""
         self._codecs.reset_introspected()
         self._clear_statements()
+
+
+def _weak_callback(ref: weakref.ref[Connection], name: str) -> Callable[..., None]:
+    def callback(*args: Any) -> None:
+        con = ref()
+        if con is not None:
+            getattr(con, name)(*args)
+
+    return callback
 
 
 def _quote_ident(name: str) -> str:

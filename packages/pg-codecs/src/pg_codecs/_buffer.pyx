@@ -142,7 +142,8 @@ cdef class WriteBuffer:
         cdef Py_ssize_t n
         cdef const char* p = PyUnicode_AsUTF8AndSize(s, &n)
         if memchr(p, 0, <size_t>n) is not NULL:
-            raise ValueError(f"NUL byte in string {s[:40]!r}: PostgreSQL strings cannot contain NUL")
+            # The string is not quoted back: it may be a password.
+            raise ValueError("NUL byte in a string: PostgreSQL strings cannot contain NUL")
         self.write_raw(p, n)
         return self.write_byte(0)
 

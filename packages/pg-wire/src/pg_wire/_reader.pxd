@@ -72,6 +72,7 @@ cdef class MessageReader:
 
     cdef int next_message(self, char* tag, FRBuffer* payload) except -1
     cpdef Py_ssize_t read_rows(self, RowDecoder decoder, list out) except -1
+    cpdef Py_ssize_t skip_rows(self) except -1
     cpdef Py_ssize_t read_copy_data(self, list out) except -1
 
 

@@ -612,6 +612,25 @@ cdef class MessageReader:
             count += 1
         return count
 
+    cpdef Py_ssize_t skip_rows(self) except -1:
+        """Consume consecutive DataRow messages without decoding them.
+
+        For the rest of a result nobody wants (after a decoding error, or a
+        cancelled fetch). Stops like :meth:`read_rows`.
+
+        :return: The number of rows skipped.
+        :raises FramingError: If a DataRow header is invalid.
+        """
+        cdef Py_ssize_t count = 0
+        if self._frontend:
+            raise RuntimeError("skip_rows() reads DataRow messages; this reader reads "
+                               "frontend messages")
+        while self._peek_tag() == <unsigned char>_tags.DATA_ROW_TAG:
+            if self._take() == 0:
+                break
+            count += 1
+        return count
+
     cpdef Py_ssize_t read_copy_data(self, list out) except -1:
         """Take consecutive CopyData messages.
 
@@ -912,7 +931,7 @@ cdef object c_parse_function_call_response(const char* data, Py_ssize_t length):
 
 cdef object c_parse_negotiate_protocol_version(const char* data, Py_ssize_t length):
     cdef _Cursor c
-    cdef int32_t version, count, i
+    cdef int32_t version, count
     cdef list options = []
     _init(&c, data, length, "NegotiateProtocolVersion")
     _need(&c, 8)
@@ -928,7 +947,7 @@ cdef object c_parse_negotiate_protocol_version(const char* data, Py_ssize_t leng
         raise _ProtocolError(
             f"malformed NegotiateProtocolVersion message: {count} options declared "
             f"in {c.end - c.p} bytes")
-    for i in range(count):
+    for _ in range(count):
         options.append(_text(&c))
     _done(&c)
     return (version, tuple(options))

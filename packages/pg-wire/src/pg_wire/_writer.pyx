@@ -34,7 +34,6 @@ fails, ``abort_message()`` drops the open message. ``write_bind()`` does
 all three with a parameter section encoded beforehand.
 """
 
-cimport cython
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from libc.stdint cimport int16_t, int32_t, uint16_t, uint32_t
 from libc.string cimport memchr
@@ -145,7 +144,7 @@ cdef int _write_data_message(WriteBuffer buf, char tag, object data, str what,
         buf.start_message(tag)
         buf.write_raw(<const char*>view.buf, view.len)
         buf.end_message()
-    except:
+    except BaseException:
         _rollback(buf, mark)
         raise
     finally:
@@ -158,7 +157,7 @@ cdef int _write_empty(WriteBuffer buf, char tag) except -1:
     try:
         buf.start_message(tag)
         buf.end_message()
-    except:
+    except BaseException:
         _rollback(buf, mark)
         raise
     return 0
@@ -210,7 +209,7 @@ cpdef void write_startup_message(WriteBuffer buf, object parameters,
             _write_cstr(buf, value, "startup parameter value")
         buf.write_byte(0)
         buf.end_message()
-    except:
+    except BaseException:
         _rollback(buf, mark)
         raise
 
@@ -221,7 +220,7 @@ cdef int _write_request(WriteBuffer buf, int32_t code) except -1:
         buf.start_message(0)
         buf.write_int32(code)
         buf.end_message()
-    except:
+    except BaseException:
         _rollback(buf, mark)
         raise
     return 0
@@ -259,7 +258,7 @@ cpdef void write_cancel_request(WriteBuffer buf, int32_t process_id,
         buf.write_int32(process_id)
         buf.write_raw(<const char*>view.buf, view.len)
         buf.end_message()
-    except:
+    except BaseException:
         _rollback(buf, mark)
         raise
     finally:
@@ -295,7 +294,7 @@ cpdef void write_password_message(WriteBuffer buf, object password) except *:
         buf.write_raw(p, n)
         buf.write_byte(0)
         buf.end_message()
-    except:
+    except BaseException:
         _rollback(buf, mark)
         raise
     finally:
@@ -322,7 +321,7 @@ cpdef void write_sasl_initial_response(WriteBuffer buf, str mechanism,
         if buf._length - mark > _tags.AUTH_MESSAGE_LIMIT:
             raise ValueError("SASLInitialResponse is longer than the server accepts")
         buf.end_message()
-    except:
+    except BaseException:
         _rollback(buf, mark)
         raise
 
@@ -355,7 +354,7 @@ cpdef void write_query(WriteBuffer buf, str query) except *:
         buf.write_raw(p, n)
         buf.write_byte(0)
         buf.end_message()
-    except:
+    except BaseException:
         _rollback(buf, mark)
         raise
 
@@ -394,7 +393,7 @@ cpdef void write_parse(WriteBuffer buf, str name, str query,
             for oid in param_types:
                 buf.write_uint32(<uint32_t>oid)
         buf.end_message()
-    except:
+    except BaseException:
         _rollback(buf, mark)
         raise
 
@@ -415,7 +414,7 @@ cpdef void start_bind(WriteBuffer buf, str portal, str statement) except *:
         buf.start_message(_tags.BIND_TAG)
         _write_cstr(buf, portal, "the portal name")
         _write_cstr(buf, statement, "the statement name")
-    except:
+    except BaseException:
         _rollback(buf, mark)
         raise
 
@@ -451,7 +450,7 @@ cpdef void write_bind_params(WriteBuffer buf, object formats, object values) exc
                     buf.write_int32(-1)
                 else:
                     buf.write_len_prefixed_buffer(value)
-    except:
+    except BaseException:
         if buf._length > mark:
             buf.truncate(mark)
         raise
@@ -475,7 +474,7 @@ cpdef void end_bind(WriteBuffer buf, object result_formats=()) except *:
     try:
         _write_result_formats(buf, result_formats)
         buf.end_message()
-    except:
+    except BaseException:
         _rollback(buf, start)
         raise
 
@@ -520,6 +519,9 @@ cpdef void write_bind(WriteBuffer buf, str portal, str statement,
             buf.write_int32(0)   # no format codes, no values
         elif type(bind_data) is WriteBuffer:
             wbuf = <WriteBuffer>bind_data
+            if wbuf is buf:
+                # Growing buf would move the bytes being copied.
+                raise ValueError("bind_data must not be the buffer the Bind is written to")
             if wbuf._length < 4:
                 raise ValueError("bind_data is shorter than its two counts")
             _check_size(buf, buf._length - mark + wbuf._length, "Bind")
@@ -533,7 +535,7 @@ cpdef void write_bind(WriteBuffer buf, str portal, str statement,
             buf.write_raw(<const char*>view.buf, view.len)
         _write_result_formats(buf, result_formats)
         buf.end_message()
-    except:
+    except BaseException:
         _rollback(buf, mark)
         raise
     finally:
@@ -555,7 +557,7 @@ cpdef void write_describe(WriteBuffer buf, object kind, str name) except *:
         buf.write_byte(k)
         _write_cstr(buf, name, "the Describe target name")
         buf.end_message()
-    except:
+    except BaseException:
         _rollback(buf, mark)
         raise
 
@@ -575,7 +577,7 @@ cpdef void write_execute(WriteBuffer buf, str portal, int32_t max_rows=0) except
         _write_cstr(buf, portal, "the portal name")
         buf.write_int32(max_rows)
         buf.end_message()
-    except:
+    except BaseException:
         _rollback(buf, mark)
         raise
 
@@ -589,7 +591,7 @@ cpdef void write_close(WriteBuffer buf, object kind, str name) except *:
         buf.write_byte(k)
         _write_cstr(buf, name, "the Close target name")
         buf.end_message()
-    except:
+    except BaseException:
         _rollback(buf, mark)
         raise
 
@@ -638,7 +640,7 @@ cpdef void write_copy_fail(WriteBuffer buf, str message) except *:
         buf.write_raw(p, n)
         buf.write_byte(0)
         buf.end_message()
-    except:
+    except BaseException:
         _rollback(buf, mark)
         raise
 
@@ -676,6 +678,6 @@ cpdef void write_function_call(WriteBuffer buf, uint32_t function_oid,
                     buf.write_len_prefixed_buffer(value)
         buf.write_int16(<int16_t>result_format)
         buf.end_message()
-    except:
+    except BaseException:
         _rollback(buf, mark)
         raise
