@@ -189,8 +189,10 @@ def test_new_known_code():
 
 
 def test_new_unknown_code_in_known_class():
+    # As asyncpg: only an exact SQLSTATE picks a class (a RAISE with a
+    # made-up code in a known class is still unknown).
     err = exc.PostgresError.new({'C': '23999', 'M': 'new kind'})
-    assert type(err) is exc.IntegrityConstraintViolationError
+    assert type(err) is exc.UnknownPostgresError
     assert err.sqlstate == '23999'
 
 
@@ -423,8 +425,10 @@ def test_warning_by_code_and_by_severity():
     msg = exc.PostgresLogMessage.new({'V': 'WARNING', 'C': '00000', 'M': 'w'})
     assert type(msg) is exc.PostgresWarning
     assert str(msg) == 'PostgresWarning: w'
+    # An unknown code without a WARNING severity stays a plain log
+    # message, as in asyncpg (only exact SQLSTATEs pick a class).
     msg = exc.PostgresLogMessage.new({'C': '01999', 'M': 'new warning'})
-    assert type(msg) is exc.PostgresWarning
+    assert type(msg) is exc.PostgresLogMessage
 
 
 def test_notice_with_error_code_matches_asyncpg(apg_exc):

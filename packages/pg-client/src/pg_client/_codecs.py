@@ -24,7 +24,8 @@ from pg_codecs import (
 from . import exceptions
 from .types import Type
 
-__all__ = ("ConnectionCodecs", "Record", "check_record_class")
+__all__ = ("ConnectionCodecs", "ParameterCountError", "ParameterEncodeError", "Record",
+           "check_record_class", "param_error")
 
 _KINDS = {"b": "scalar", "c": "composite", "d": "scalar", "e": "scalar", "r": "range",
           "m": "multirange", "p": "scalar"}
@@ -32,17 +33,15 @@ _BUILTIN_NAMES: dict[int, str] = {}
 
 
 def _builtin_name(oid: int) -> str | None:
+    """asyncpg's name of a built-in type: ``int4``, ``text[]`` for arrays."""
     if not _BUILTIN_NAMES:
         for attr, value in vars(oids).items():
             if attr.endswith("OID") and isinstance(value, int):
                 base = attr[:-3]
                 if base.endswith("ARRAY"):
-                    _BUILTIN_NAMES.setdefault(value, "_" + base[:-5].lower())
+                    _BUILTIN_NAMES.setdefault(value, base[:-5].lower() + "[]")
                 else:
                     _BUILTIN_NAMES.setdefault(value, base.lower())
-        names = getattr(oids, "TYPE_NAMES", None) or getattr(oids, "NAMES", None)
-        if isinstance(names, dict):
-            _BUILTIN_NAMES.update({k: v for k, v in names.items() if isinstance(k, int)})
     return _BUILTIN_NAMES.get(oid)
 
 
@@ -59,18 +58,28 @@ def check_record_class(record_class: Any) -> None:
             "record_class must not redefine __new__ or __init__")
 
 
+def arg_count_error(expected: int, passed: int) -> exceptions.InterfaceError:
+    """asyncpg's error (and hint) for a wrong number of query arguments."""
+    hint = "Check the query against the passed list of arguments."
+    if expected == 0:
+        hint += ("  Note that parameters are supported only in SELECT, INSERT, UPDATE, "
+                 "DELETE, MERGE and VALUES statements, and will *not* work in statements  "
+                 "like CREATE VIEW or DECLARE CURSOR.")
+    return exceptions.InterfaceError(
+        f"the server expects {expected} argument{'s' if expected != 1 else ''} "
+        f"for this query, {passed} {'were' if passed != 1 else 'was'} passed", hint=hint)
+
+
 def param_error(exc: BaseException) -> BaseException:
     """The asyncpg exception for an argument the codecs refused."""
     if isinstance(exc, ParameterCountError):
-        return exceptions.InterfaceError(
-            f"the server expects {exc.expected} argument{'s' if exc.expected != 1 else ''} "
-            f"for this query, {exc.passed} {'were' if exc.passed != 1 else 'was'} passed")
+        return arg_count_error(exc.expected, exc.passed)
     if isinstance(exc, ParameterEncodeError):
         value = repr(exc.value)
         if len(value) > 60:
             value = value[:57] + "..."
         err = exceptions.DataError(
-            f"invalid input for query argument ${exc.position}: {value} ({exc.reason})")
+            f"invalid input for query argument ${exc.position + 1}: {value} ({exc.reason})")
         err.__cause__ = exc
         return err
     return exc
@@ -106,7 +115,8 @@ class ConnectionCodecs:
         registry = self.registry
         stmt.encoder = registry.plan_param_encoder(
             stmt.param_oids, ignore_custom_codec=ignore_custom_codec)
-        if stmt.fields:
+        if stmt.fields is not None:
+            # Also for zero columns: "SELECT" returns rows without fields.
             decoder = registry.plan_row_decoder(
                 [f[3] for f in stmt.fields], [f[0] for f in stmt.fields], record_class,
                 ignore_custom_codec=ignore_custom_codec)
@@ -125,8 +135,8 @@ class ConnectionCodecs:
                 result.append(Type(oid, info.name, kind, info.schema))
                 continue
             name = _builtin_name(oid) or str(oid)
-            kind = "array" if name.startswith("_") else "scalar"
-            if name.endswith("range") and not name.startswith("_"):
+            kind = "array" if name.endswith("[]") else "scalar"
+            if name.endswith("range"):
                 kind = "multirange" if name.endswith("multirange") else "range"
             result.append(Type(oid, name, kind, "pg_catalog"))
         return tuple(result)

@@ -22,9 +22,6 @@ import os
 import re
 from typing import Any, AsyncIterator, Awaitable, Callable
 
-from pg_codecs import WriteBuffer
-
-from . import _wire
 
 _CHUNK = 512 * 1024
 _BINARY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
@@ -161,30 +158,25 @@ def source_chunks(source: Any) -> AsyncIterator[bytes]:
 
 
 async def binary_record_chunks(encoder: Any, records: Any) -> AsyncIterator[bytes]:
-    """A binary COPY stream of *records* (an iterable or async iterable)."""
-    buf = WriteBuffer()
-    buf_bytes = _wire.buffer_bytes
-    header = True
+    """A binary COPY stream of *records* (an iterable or async iterable).
+
+    *encoder* appends one binary COPY tuple per record to a bytearray.
+    """
+    buf = bytearray(_BINARY_HEADER)
     if hasattr(records, "__aiter__"):
         async for record in records:
-            if header:
-                _wire.write_raw(buf, _BINARY_HEADER)
-                header = False
             encoder(buf, record)
             if len(buf) >= _CHUNK:
-                yield buf_bytes(buf)
+                yield bytes(buf)
+                buf.clear()
     else:
         for record in records:
-            if header:
-                _wire.write_raw(buf, _BINARY_HEADER)
-                header = False
             encoder(buf, record)
             if len(buf) >= _CHUNK:
-                yield buf_bytes(buf)
-    if header:
-        _wire.write_raw(buf, _BINARY_HEADER)
-    _wire.write_raw(buf, _BINARY_TRAILER)
-    yield buf_bytes(buf)
+                yield bytes(buf)
+                buf.clear()
+    buf += _BINARY_TRAILER
+    yield bytes(buf)
 
 
 # -- sinks (COPY TO STDOUT) -----------------------------------------------------------

@@ -51,6 +51,7 @@ from .exceptions import (
     PostgresError,
     PostgresLogMessage,
     ProtocolError,
+    connection_lost_by_server,
 )
 
 # Backend message tags as ints (payloads come from the reader as bytes).
@@ -264,8 +265,12 @@ class ProtocolCore:
         self.pending.clear()
         for op in pending:
             # An error the server sent before going away (57P01 from
-            # pg_terminate_backend, say) says more than "connection lost".
-            op.fail(op.error or self.lost_error(exc, request_sent=op.sent))
+            # pg_terminate_backend, say) says more than "connection lost";
+            # it is also a ConnectionDoesNotExistError, as asyncpg raises.
+            err = op.error
+            if isinstance(err, PostgresError):
+                err = connection_lost_by_server(err, request_sent=op.sent)
+            op.fail(err or self.lost_error(exc, request_sent=op.sent))
 
     def lost_error(self, exc: BaseException | None, *, request_sent: bool) -> BaseException:
         if self.fatal_error is not None:

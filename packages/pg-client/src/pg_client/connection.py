@@ -145,7 +145,7 @@ class Connection(metaclass=ConnectionMeta):
         "_query_loggers", "_closed", "_aborted", "_top_xact", "_server_version",
         "_cancel_info", "_record_class", "_introspected", "_source_traceback",
         "__weakref__", "_settings", "_ssl_in_use", "_protocol_minor", "_reset_query",
-        "_holder", "_generation",
+        "_holder", "_generation", "_proxy", "_on_cache_drop", "_query_count",
     )
 
     def __init__(
@@ -187,6 +187,9 @@ class Connection(metaclass=ConnectionMeta):
         self._reset_query: str | None = None
         self._holder: Any = None
         self._generation = 0
+        self._proxy: Any = None
+        self._on_cache_drop: Callable[[str], None] | None = None
+        self._query_count = 0
         self._source_traceback = None
         if loop.get_debug():
             import traceback
@@ -292,6 +295,7 @@ class Connection(metaclass=ConnectionMeta):
             raise
 
     def _send(self, op: _protocol.Operation) -> None:
+        self._query_count += 1
         self._protocol.send(op)
 
     def _abandon(self, op: _protocol.Operation) -> None:
@@ -337,13 +341,17 @@ class Connection(metaclass=ConnectionMeta):
             self._protocol.abort()
 
     # -- asynchronous server messages ---------------------------------------------
+    def _target(self) -> Any:
+        """What callbacks receive as the connection: the pool proxy, if lent."""
+        return self._proxy if self._proxy is not None else self
+
     def _on_notification(self, pid: int, channel: str, payload: str) -> None:
         for cb in list(self._listeners.get(channel, ())):
-            self._call_soon(cb, self, pid, channel, payload)
+            self._call_soon(cb, self._target(), pid, channel, payload)
 
     def _on_notice(self, message: exceptions.PostgresLogMessage) -> None:
         for cb in list(self._log_listeners):
-            self._call_soon(cb, self, message)
+            self._call_soon(cb, self._target(), message)
 
     def _on_parameter(self, name: str, value: str) -> None:
         if name == "client_encoding" and value.upper() not in ("UTF8", "UTF-8", "UNICODE"):
@@ -380,8 +388,9 @@ class Connection(metaclass=ConnectionMeta):
     def _cleanup(self) -> None:
         listeners = list(self._termination_listeners)
         self._termination_listeners.clear()
+        target = self._target()
         for cb in listeners:
-            self._call_soon(cb, self)
+            self._call_soon(cb, target)
         self._listeners.clear()
         self._log_listeners.clear()
         for stmt in self._stmt_cache.values():
@@ -548,12 +557,83 @@ class Connection(metaclass=ConnectionMeta):
         Rolls back an open transaction, then runs :meth:`get_reset_query`.
         """
         self._check_open()
+        self._top_xact = None
         self._listeners.clear()
         self._log_listeners.clear()
         query = self.get_reset_query()
         if self.is_in_transaction():
             query = "ROLLBACK;\n" + query
         await self.execute(query, timeout=timeout)
+
+    # -- for pool implementers ----------------------------------------------------------
+    def attach_proxy(self, proxy: ConnectionProxy, *,
+                     on_cache_drop: Callable[[str], None] | None = None) -> None:
+        """Start lending this connection through *proxy* (for pool implementers).
+
+        Until :meth:`detach_proxy`, notification, log and termination
+        callbacks receive *proxy* as their connection argument.
+
+        :param on_cache_drop: Called with ``'statements'`` or ``'types'`` when
+            this connection drops a cache because the schema changed, so the
+            pool can drop it on its other connections too.
+        :raises InterfaceError: A proxy is attached already.
+        """
+        if self._proxy is not None:
+            raise InterfaceError("the connection is already lent through a proxy")
+        self._proxy = proxy
+        self._on_cache_drop = on_cache_drop
+
+    def detach_proxy(self) -> None:
+        """End the loan (for pool implementers).
+
+        Every PreparedStatement, Cursor and Transaction made until now stops
+        working (InterfaceError when used), as in asyncpg's pool. Warns
+        with an InterfaceWarning when notification or log listeners remain.
+        """
+        if self._listeners or self._log_listeners:
+            warnings.warn(exceptions.InterfaceWarning(
+                "Connection.add_listener() or add_log_listener() callbacks are still "
+                "registered on a connection being released to the pool; they are "
+                "removed. Remove them before releasing the connection."), stacklevel=2)
+        self._proxy = None
+        self._on_cache_drop = None
+        self._generation += 1
+
+    def get_query_count(self) -> int:
+        """How many queries this connection has run (for pool ``max_queries``)."""
+        return self._query_count
+
+    async def reset_transaction_and_listeners(self, *, timeout: float | None = None) -> None:
+        """Roll back an open transaction and drop listeners (for pool implementers).
+
+        The part of :meth:`reset` that must run before a pool's own reset
+        hook: the session leaves any transaction, the active Transaction
+        object is forgotten, notification and log listeners are removed.
+        """
+        self._check_open()
+        self._top_xact = None
+        channels = list(self._listeners)
+        self._listeners.clear()
+        self._log_listeners.clear()
+        query = "ROLLBACK;" if self.is_in_transaction() else ""
+        if channels:
+            query += "UNLISTEN *;"
+        if query:
+            await self.execute(query, timeout=timeout)
+
+    def drop_local_cache(self, kind: str) -> None:
+        """Forget this connection's ``'statements'`` or ``'types'`` cache."""
+        if kind == "statements":
+            self._clear_statements()
+        elif kind == "types":
+            self._codecs.reset_introspected()
+            self._clear_statements()
+        else:
+            raise ValueError(f"unknown cache kind {kind!r}: expected 'statements' or 'types'")
+
+    def _cache_dropped(self, kind: str) -> None:
+        if self._on_cache_drop is not None:
+            self._on_cache_drop(kind)
 
     # -- queries ----------------------------------------------------------------------
     async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:
@@ -721,6 +801,11 @@ class Connection(metaclass=ConnectionMeta):
     def _check_query(self, query: str) -> None:
         if not isinstance(query, str):
             raise InterfaceError(f"query must be a str, got {type(query).__name__}")
+        if "\x00" in query:
+            # asyncpg lets the server refuse it (08P01); we refuse it before a
+            # byte is sent, with the same class.
+            raise exceptions.NulInQueryError(
+                "the query text contains a NUL byte, which PostgreSQL strings cannot hold")
 
     async def _execute(self, query: str, args: Sequence[Any], limit: int,
                        timeout: float | None, *, record_class: type | None = None,
@@ -740,6 +825,8 @@ class Connection(metaclass=ConnectionMeta):
                         # The schema changed under a cached statement: outside a
                         # transaction, prepare it again once, as asyncpg does.
                         self._drop_statement(stmt)
+                        self._clear_statements()
+                        self._cache_dropped("statements")
                         if attempt or self.is_in_transaction():
                             raise
                 raise AssertionError("unreachable")
@@ -769,20 +856,25 @@ class Connection(metaclass=ConnectionMeta):
                     args: Sequence[Any]) -> None:
         if stmt.closed:
             raise InterfaceError("cannot use a prepared statement that was closed")
-        nparams = len(stmt.param_oids)
-        if len(args) != nparams:
-            raise InterfaceError(
-                f"the server expects {nparams} argument{'s' if nparams != 1 else ''} "
-                f"for this query, {len(args)} {'were' if len(args) != 1 else 'was'} passed")
-        _wire.write_bind(out, portal, stmt.name, stmt.encoder, args, stmt.result_formats)
+        if len(args) != len(stmt.param_oids):
+            raise codecs.arg_count_error(len(stmt.param_oids), len(args))
+        try:
+            _wire.write_bind(out, portal, stmt.name, stmt.encoder, args, stmt.result_formats)
+        except (codecs.ParameterEncodeError, codecs.ParameterCountError) as exc:
+            raise codecs.param_error(exc) from exc.__cause__
 
     # -- statements -------------------------------------------------------------------
     def _write_pending_closes(self) -> None:
-        if self._pending_closes:
+        # Closes of evicted statements ride along with the next request,
+        # under their own Sync: an error there (there should be none) then
+        # cannot make the server skip the request that follows.
+        if self._pending_closes and not self._protocol.lost:
             out = self._core.out
             for name in self._pending_closes:
                 _wire.write_close(out, b"S", name)
             self._pending_closes.clear()
+            _wire.write_sync(out)
+            self._core.push(_protocol.Operation(None))
 
     def _drop_statement(self, stmt: _Statement) -> None:
         for key, cached in list(self._stmt_cache.items()):
@@ -819,7 +911,7 @@ class Connection(metaclass=ConnectionMeta):
                     self._stmt_cache.move_to_end(key)
                     return stmt
         if name is None:
-            name = f"__pgc_stmt_{next(_stmt_ids):x}__" if (use_cache or named) else ""
+            name = f"__asyncpg_stmt_{next(_stmt_ids):x}__" if (use_cache or named) else ""
         stmt = await self._prepare_statement(query, name, deadline, record_class,
                                              ignore_custom_codec)
         if use_cache:
@@ -1148,6 +1240,7 @@ class Connection(metaclass=ConnectionMeta):
         """Forget cached types and statements (after the schema changed)."""
         self._codecs.reset_introspected()
         self._clear_statements()
+        self._cache_dropped("types")
 
 
 def _weak_callback(ref: weakref.ref[Connection], name: str) -> Callable[..., None]:
@@ -1179,9 +1272,10 @@ def _parse_server_version(text: str) -> ServerVersion:
     micro = int(match.group(3) or 0)
     level = match.group(4) or "final"
     serial = int(match.group(5) or 0)
-    if major >= 10 and match.group(3) is None:
-        # Since 10 the version has two parts: "16.2" is major 16, minor 2.
-        micro = 0
+    if major >= 10:
+        # Since 10 the version has two parts; asyncpg reports "16.2" as
+        # (16, 0, 2): the second part is the micro (patch) release.
+        minor, micro = 0, minor
     if level == "devel":
         level = "alpha"
     return ServerVersion(major, minor, micro, level, serial)

@@ -19,7 +19,17 @@ Importing the package registers every built-in codec.
 
 from __future__ import annotations
 
-from pg_codecs import oids
+# The codec modules register their codecs in the core table when imported;
+# every one of them must be listed here, or its types fall back to text.
+from pg_codecs import (
+    _basic,  # noqa: F401  (bool, integers, floats, text, bytea, ...)
+    _datetime,  # noqa: F401
+    _geometry,  # noqa: F401
+    _misc,  # noqa: F401
+    _network,  # noqa: F401
+    _numeric,  # noqa: F401
+    oids,
+)
 from pg_codecs._buffer import WriteBuffer
 from pg_codecs._codecs import (
     Codec,
@@ -35,22 +45,37 @@ from pg_codecs._codecs import (
 from pg_codecs._record import Record, RecordDescriptor
 from pg_codecs.errors import DecodeError
 
-# The codec modules register their codecs in the core table when imported;
-# every one of them must be listed here, or its types fall back to text.
-from pg_codecs import _basic  # noqa: F401  (bool, integers, floats, text, bytea, ...)
-from pg_codecs import _datetime  # noqa: F401
-from pg_codecs import _geometry  # noqa: F401
-from pg_codecs import _misc  # noqa: F401
-from pg_codecs import _network  # noqa: F401
-from pg_codecs import _numeric  # noqa: F401
-
 # -- value types (pg_codecs.types) ----------------------------------------------------
-# Re-exports of pg_codecs.types (Range, BitString, Point, ...) go here, as
-# agreed with the author of that module.
+from pg_codecs.types import (
+    Attribute,
+    BitString,
+    Box,
+    Circle,
+    Line,
+    LineSegment,
+    Path,
+    Point,
+    Polygon,
+    Range,
+    ServerVersion,
+    Type,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Attribute",
+    "BitString",
+    "Box",
+    "Circle",
+    "Line",
+    "LineSegment",
+    "Path",
+    "Point",
+    "Polygon",
+    "Range",
+    "ServerVersion",
+    "Type",
     "Codec",
     "CodecContext",
     "CodecRegistry",

@@ -14,9 +14,8 @@ How it works:
 * Every subclass of ``PostgresMessage`` that sets ``sqlstate`` in its own
   body is entered in ``PostgresMessage._registry`` (SQLSTATE -> class) when
   the class is created. Two classes claiming one code is a TypeError.
-* ``PostgresError.new(fields)`` looks the code up: an exact match, else the
-  class registered for the code's class (first two characters + "000"),
-  else ``UnknownPostgresError``. The instance gets every known field as an
+* ``PostgresError.new(fields)`` looks the code up: an exact match, else
+  ``UnknownPostgresError`` (asyncpg's rule; the SQLSTATE class is not used). The instance gets every known field as an
   attribute; fields the server did not send read as None.
 * Server text is data. It is joined into strings, never used as a format
   string, and only the fields below are kept: nothing from the connection
@@ -125,10 +124,9 @@ class PostgresMessage:
 
     @classmethod
     def _class_for_sqlstate(cls, code: str | None) -> type[PostgresMessage]:
-        """The class registered for *code*, or for its SQLSTATE class."""
+        """The class registered for exactly *code* (asyncpg's rule)."""
         if code:
-            registry = PostgresMessage._registry
-            found = registry.get(code) or registry.get(code[:2] + '000')
+            found = PostgresMessage._registry.get(code)
             if found is not None:
                 return found
         return UnknownPostgresError
@@ -244,6 +242,14 @@ class InterfaceError(InterfaceMessage, Exception):
         """A copy with message *msg*, same detail, hint and traceback."""
         copy = type(self)(msg, detail=self.detail, hint=self.hint)
         return copy.with_traceback(self.__traceback__)
+
+
+class DataError(InterfaceError, ValueError):
+    """A query argument is invalid (asyncpg keeps this class in its _base).
+
+    Not exported: ``pg_client.exceptions.DataError`` is the SQLSTATE 22000
+    class, which is what the client raises, as asyncpg does.
+    """
 
 
 class ClientConfigurationError(InterfaceError, ValueError):
