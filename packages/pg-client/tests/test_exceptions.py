@@ -247,7 +247,7 @@ def test_invalid_cached_statement():
         'C': '0A000', 'M': 'cached plan must not change result type',
         'R': 'RevalidateCachedQuery'})
     assert type(err) is exc.InvalidCachedStatementError
-    assert 'prepared statement is stale' in str(err)
+    assert 'cached statement plan is invalid' in str(err)
     err = exc.PostgresError.new({'C': '0A000', 'M': 'nope', 'R': 'other'})
     assert type(err) is exc.FeatureNotSupportedError
 

@@ -206,11 +206,25 @@ class ProtocolCore:
     def _row_decode_failed(self, op: Operation, exc: Exception) -> None:
         # The row's bytes were consumed whole: the stream is still in step.
         # Keep consuming the rest of the reply, report the decoding error.
-        from .exceptions import DataError
+        from pg_codecs import SchemaMismatchError
+
+        from .exceptions import DataError, OutdatedSchemaCacheError
 
         if op.error is None:
-            err = DataError(f"cannot decode a row of the result: {exc}")
-            err.__cause__ = exc
+            err: Exception
+            if isinstance(exc, SchemaMismatchError):
+                # A composite type changed after it was introspected: the
+                # connection drops its type cache and the next call works.
+                err = OutdatedSchemaCacheError(
+                    f"the type of a result column changed since it was looked up ({exc}); "
+                    "the type cache was cleared, run the query again",
+                    schema=exc.schema, data_type=exc.data_type, position=exc.position)
+            elif isinstance(exc, ValueError):
+                err = DataError(str(exc))
+            else:
+                err = exc
+            if err is not exc:
+                err.__cause__ = exc
             op.error = err
         op.row_decoder = _wire.skip_rows_decoder()
 

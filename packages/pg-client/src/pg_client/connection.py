@@ -145,7 +145,7 @@ class Connection(metaclass=ConnectionMeta):
         "_query_loggers", "_closed", "_aborted", "_top_xact", "_server_version",
         "_cancel_info", "_record_class", "_introspected", "_source_traceback",
         "__weakref__", "_settings", "_ssl_in_use", "_protocol_minor", "_reset_query",
-        "_holder", "_generation", "_proxy", "_on_cache_drop", "_query_count",
+        "_holder", "_generation", "_proxy", "_user_closed", "_on_cache_drop", "_query_count",
     )
 
     def __init__(
@@ -188,6 +188,7 @@ class Connection(metaclass=ConnectionMeta):
         self._holder: Any = None
         self._generation = 0
         self._proxy: Any = None
+        self._user_closed = False
         self._on_cache_drop: Callable[[str], None] | None = None
         self._query_count = 0
         self._source_traceback = None
@@ -225,12 +226,11 @@ class Connection(metaclass=ConnectionMeta):
     # -- internal plumbing ----------------------------------------------------
     def _check_open(self) -> None:
         if self._closed or self._core.closed:
-            if self._core.fatal_error is not None and not self._closed:
-                exc = self._core.fatal_error
-                if isinstance(exc, exceptions.PostgresError):
-                    raise exceptions.ConnectionDoesNotExistError(
-                        f"connection was closed by the server: {exc}",
-                        request_sent=False) from exc
+            fatal = self._core.fatal_error
+            if fatal is not None and not self._user_closed:
+                # asyncpg's error, with the reason the server gave (R8).
+                raise InterfaceError(
+                    f"cannot perform operation: connection is closed ({fatal})") from fatal
             raise InterfaceError("cannot perform operation: connection is closed")
 
     @contextlib.asynccontextmanager
@@ -517,6 +517,7 @@ class Connection(metaclass=ConnectionMeta):
         :param timeout: Seconds to wait; on expiry the connection is aborted
             and TimeoutError raised.
         """
+        self._user_closed = True
         if self.is_closed():
             self._closed = True
             return
@@ -548,6 +549,7 @@ class Connection(metaclass=ConnectionMeta):
 
     def terminate(self) -> None:
         """Close the connection at once, without telling the server."""
+        self._user_closed = True
         self._abort()
         self._cleanup()
 
@@ -821,6 +823,13 @@ class Connection(metaclass=ConnectionMeta):
                         ignore_custom_codec=ignore_custom_codec)
                     try:
                         return await self._bind_execute(stmt, args, limit, deadline)
+                    except exceptions.OutdatedSchemaCacheError:
+                        # asyncpg raises it once and forgets the types, so
+                        # the next call introspects the new shape.
+                        self._codecs.reset_introspected()
+                        self._clear_statements()
+                        self._cache_dropped("types")
+                        raise
                     except exceptions.InvalidCachedStatementError:
                         # The schema changed under a cached statement: outside a
                         # transaction, prepare it again once, as asyncpg does.
@@ -883,9 +892,11 @@ class Connection(metaclass=ConnectionMeta):
         self._close_statement(stmt)
 
     def _close_statement(self, stmt: _Statement) -> None:
-        if not stmt.closed:
+        # A statement a PreparedStatement or cursor still uses stays open
+        # on the server (asyncpg does the same); it goes with the connection.
+        if not stmt.closed and stmt.refs <= 0:
             stmt.closed = True
-            if stmt.name and stmt.refs <= 0:
+            if stmt.name:
                 self._pending_closes.append(stmt.name)
 
     async def _get_statement(self, query: str, deadline: float | None, *,

@@ -154,8 +154,8 @@ class PostgresMessage:
                 == 'RevalidateCachedQuery'):
             from ._sqlstate import InvalidCachedStatementError
             msgcls = InvalidCachedStatementError
-            message = ('prepared statement is stale: the database schema '
-                       'or configuration changed since it was prepared')
+            message = ('cached statement plan is invalid due to a database '
+                       'schema or configuration change')
 
         if fields.get('C') in _PREPARED_STATEMENT_CODES:
             attrs['hint'] = (attrs.get('hint') or '') + _POOLER_NOTE
