@@ -77,7 +77,10 @@ def test_golden(oid, value, hexbytes):
 
 
 def test_float4_values_are_widened_like_asyncpg():
-    assert dec(o.FLOAT4OID, bytes.fromhex("3dcccccd")) == struct.unpack("!f", bytes.fromhex("3dcccccd"))[0]
+    assert (
+        dec(o.FLOAT4OID, bytes.fromhex("3dcccccd"))
+        == struct.unpack("!f", bytes.fromhex("3dcccccd"))[0]
+    )
     assert math.isnan(dec(o.FLOAT4OID, bytes.fromhex("7fc00000")))
     assert math.isnan(roundtrip(o.FLOAT8OID, math.nan))
     assert roundtrip(o.FLOAT4OID, math.inf) == math.inf

@@ -11,7 +11,8 @@ and appears in no message, repr or log.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from pg_wire import auth
 

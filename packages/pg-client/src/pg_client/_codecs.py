@@ -10,7 +10,8 @@ parameter; InterfaceError for a wrong argument count).
 from __future__ import annotations
 
 import struct
-from typing import Any, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Literal
 
 from pg_codecs import (
     CodecRegistry,
@@ -149,13 +150,14 @@ class ConnectionCodecs:
                 hint="Set the codec on the base type.",
                 detail="PostgreSQL does not distinguish domains from their base types "
                        "in query results at the protocol level.")
-        kind = "composite" if info.kind == "c" else "scalar"
+        kind: Literal["scalar", "composite"] = "composite" if info.kind == "c" else "scalar"
         if info.elemtype:
             raise exceptions.UnsupportedClientFeatureError(
                 "custom codecs on array types are not supported")
         try:
             self.registry.set_type_codec(
-                info.oid, info.name, info.schema, kind, encoder, decoder, format,
+                info.oid, info.name, info.schema, kind, encoder, decoder,
+                format,  # type: ignore[arg-type]  # validated by the registry
                 typeinfos=())
         except UnsupportedCodecError as exc:
             raise exceptions.UnsupportedClientFeatureError(str(exc)) from None
@@ -168,8 +170,9 @@ class ConnectionCodecs:
     def set_builtin_type_codec(self, info: Any, *, codec_name: str,
                                format: str | None) -> None:
         try:
-            self.registry.set_builtin_type_codec(info.oid, info.name, info.schema, codec_name,
-                                                 format)
+            self.registry.set_builtin_type_codec(
+                info.oid, info.name, info.schema, codec_name,
+                format)  # type: ignore[arg-type]  # validated by the registry
         except UnsupportedCodecError as exc:
             raise exceptions.UnsupportedClientFeatureError(str(exc)) from None
         except ValueError as exc:

@@ -71,10 +71,11 @@ async def _attempt(loop: asyncio.AbstractEventLoop, spec: cp.HostSpec,
         return proto
 
     left = None if deadline is None else max(deadline - loop.time(), 0.001)
-    transport, proto, tls_used = await asyncio.wait_for(
+    transport, proto_any, tls_used = await asyncio.wait_for(
         _transport.open_stream(loop, addr, ssl_context=ssl_context,
                                server_hostname=server_hostname, direct_tls=direct,
                                protocol_factory=factory), left)
+    proto: _transport.ClientProtocol = proto_any  # type: ignore[assignment]
     op = None
     try:
         if not is_unix and params.keepalives:
@@ -146,8 +147,8 @@ async def _connect_host(loop: asyncio.AbstractEventLoop, spec: cp.HostSpec,
     password = await cp.obtain_password(params, spec.host, spec.port)
     mode = params.ssl.mode
     is_unix = spec.is_unix_socket
-    kwargs = dict(password=password, connection_class=connection_class,
-                  record_class=record_class, deadline=deadline)
+    kwargs: dict[str, Any] = dict(password=password, connection_class=connection_class,
+                                  record_class=record_class, deadline=deadline)
     if is_unix or mode == cp.SSLMode.disable:
         return await _attempt(loop, spec, params, use_tls=False, **kwargs)
     if mode == cp.SSLMode.allow:

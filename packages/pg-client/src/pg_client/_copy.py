@@ -20,8 +20,8 @@ import asyncio
 import inspect
 import os
 import re
-from typing import Any, AsyncIterator, Awaitable, Callable
-
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 _CHUNK = 512 * 1024
 _BINARY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
@@ -143,7 +143,7 @@ async def _buffer_chunks(source: Any) -> AsyncIterator[bytes]:
 def source_chunks(source: Any) -> AsyncIterator[bytes]:
     """Async iterator of bytes from any source asyncpg's copy_to_table accepts."""
     if isinstance(source, (str, os.PathLike)):
-        return _file_chunks(open(source, "rb"), close=True)  # noqa: SIM115 - closed by the iterator
+        return _file_chunks(open(source, "rb"), close=True)
     if hasattr(source, "read"):
         return _file_chunks(source, close=False)
     if hasattr(source, "__aiter__"):

@@ -39,7 +39,8 @@ messages are consumed and dropped, its ReadyForQuery still ends it.
 from __future__ import annotations
 
 import collections
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from pg_codecs import WriteBuffer
 from pg_wire import errors as wire_errors
@@ -137,7 +138,7 @@ class Operation:
         else:
             try:
                 value = self.result()
-            except BaseException as exc:  # noqa: BLE001 - hand any failure to the caller
+            except BaseException as exc:
                 waiter.set_exception(exc)
             else:
                 waiter.set_result(value)
@@ -192,10 +193,10 @@ class ProtocolCore:
                 decoder = op.row_decoder
                 if decoder is not None:
                     try:
-                        _wire.read_data_rows(reader, decoder, op.rows)
+                        _wire.read_data_rows(reader, decoder, op.rows)  # type: ignore[arg-type]
                     except wire_errors.ProtocolError:
                         raise
-                    except Exception as exc:  # noqa: BLE001 - a bad value, not a bad stream
+                    except Exception as exc:
                         self._row_decode_failed(op, exc)
                         continue
             msg = reader.read_message()
@@ -263,7 +264,7 @@ class ProtocolCore:
             op.on_message(self, tag, payload)
 
     def _notice(self, payload: bytes) -> None:
-        msg = PostgresLogMessage.new(_wire.parse_error_fields(payload))
+        msg: Any = PostgresLogMessage.new(_wire.parse_error_fields(payload))
         if self.on_notice is not None:
             self.on_notice(msg)
 
@@ -395,7 +396,7 @@ class PrepareOp(Operation):
         if tag == _PARSE_COMPLETE or tag == _CLOSE_COMPLETE:
             pass
         elif tag == _PARAM_DESC:
-            self.param_oids = _wire.parse_parameter_description(payload)
+            self.param_oids = list(_wire.parse_parameter_description(payload))
         elif tag == _ROW_DESC:
             self.fields = _wire.parse_row_description(payload)
         elif tag == _NO_DATA:

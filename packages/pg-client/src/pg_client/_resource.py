@@ -10,7 +10,8 @@ generation on release (``Connection.invalidate_resources()``).
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from .exceptions import InterfaceError
 

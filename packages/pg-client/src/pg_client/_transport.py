@@ -26,7 +26,8 @@ from __future__ import annotations
 import asyncio
 import ssl as ssl_module
 import struct
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from pg_wire import errors as wire_errors
 
@@ -66,7 +67,7 @@ class ClientProtocol(asyncio.Protocol):
         except (ProtocolError, wire_errors.ProtocolError) as exc:
             self._protocol_failure(exc)
             return
-        except Exception as exc:  # noqa: BLE001 - never leave the stream half-read
+        except Exception as exc:
             self._protocol_failure(exc)
             return
         self.flush()
@@ -247,7 +248,7 @@ async def open_stream(
         raise
 
 
-def _check_alpn(transport: asyncio.BaseTransport) -> None:
+def _check_alpn(transport: Any) -> None:
     sslobj = transport.get_extra_info("ssl_object")
     if sslobj is None or sslobj.selected_alpn_protocol() != "postgresql":
         transport.abort()

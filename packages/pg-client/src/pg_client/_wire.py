@@ -8,7 +8,8 @@ bytes, protocol versions as minor numbers).
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from pg_codecs import WriteBuffer
 from pg_wire._reader import (

@@ -28,19 +28,18 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import functools
 import itertools
-import os
 import sys
 import time
 import warnings
 import weakref
-from typing import Any, AsyncIterable, Callable, Iterable, NamedTuple, Sequence
+from collections.abc import AsyncIterable, Callable, Iterable, Sequence
+from typing import Any, NamedTuple
 
 from pg_codecs import WriteBuffer
 
-from . import _protocol, _wire, exceptions
 from . import _codecs as codecs
+from . import _protocol, _wire, exceptions
 from .exceptions import InterfaceError
 from .types import ServerVersion
 
@@ -372,7 +371,7 @@ class Connection(metaclass=ConnectionMeta):
                 if asyncio.iscoroutine(result):
                     task = self._loop.create_task(result)
                     task.add_done_callback(self._report_callback_task)
-            except Exception as exc:  # noqa: BLE001 - a callback must not kill the connection
+            except Exception as exc:
                 self._loop.call_exception_handler({
                     "message": f"unhandled exception in callback {cb!r}",
                     "exception": exc, "connection": self})
@@ -775,7 +774,7 @@ class Connection(metaclass=ConnectionMeta):
         op.count_rows = True  # several CommandCompletes: keep collecting
         self._send(op)
         await self._wait(op, deadline)
-        return op.rows
+        return op.rows or []
 
     async def _extended(self, timeout: float | None, stmt: _Statement | None,
                         write: Callable[[WriteBuffer], None]) -> Any:
@@ -1201,7 +1200,11 @@ class Connection(metaclass=ConnectionMeta):
         if self._drain_task is None or self._drain_task.done():
             async def drain() -> None:
                 done = self._loop.create_future()
-                op.on_done = lambda _op: done.done() or done.set_result(None)
+                def _done(_op: _protocol.Operation) -> None:
+                    if not done.done():
+                        done.set_result(None)
+
+                op.on_done = _done
                 if op not in self._core.pending:
                     return
                 try:

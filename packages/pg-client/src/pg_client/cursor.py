@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import collections
 import itertools
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from . import _wire
 from ._resource import ConnectionResource, guarded

@@ -9,7 +9,8 @@ connection is released to a pool.
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from ._resource import ConnectionResource, guarded
 from .cursor import CursorFactory
@@ -55,7 +56,7 @@ class PreparedStatement(ConnectionResource):
         """The result columns, as ``Attribute(name, type)`` tuples."""
         fields = self._state.fields or []
         types = self._connection._codecs.describe_types([f[3] for f in fields])
-        return tuple(Attribute(f[0], t) for f, t in zip(fields, types))
+        return tuple(Attribute(f[0], t) for f, t in zip(fields, types, strict=True))
 
     @guarded
     def cursor(self, *args: Any, prefetch: int | None = None,

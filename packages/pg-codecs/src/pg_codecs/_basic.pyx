@@ -210,7 +210,8 @@ cdef int _register_all() except -1:
     # "char" is a single byte; asyncpg returns it as bytes.
     register_core_codec(oids.CHAROID, "char", bytea_encode, bytea_decode, PG_FORMAT_BINARY)
     register_core_codec(oids.BYTEAOID, "bytea", bytea_encode, bytea_decode, PG_FORMAT_BINARY)
-    register_core_codec(oids.PG_MCV_LISTOID, "pg_mcv_list", bytea_encode, bytea_decode, PG_FORMAT_BINARY)
+    register_core_codec(oids.PG_MCV_LISTOID, "pg_mcv_list", bytea_encode, bytea_decode,
+                        PG_FORMAT_BINARY)
     register_core_codec(oids.PG_BRIN_BLOOM_SUMMARYOID, "pg_brin_bloom_summary",
                         NULL, bytea_decode, PG_FORMAT_BINARY)
     register_core_codec(oids.PG_BRIN_MINMAX_MULTI_SUMMARYOID, "pg_brin_minmax_multi_summary",

@@ -102,22 +102,22 @@ cdef class WriteBuffer:
 
     # -- higher level (implemented in _buffer.pyx) ---------------------------
     cdef int write_bytes(self, bytes data) except -1
+    # write_buffer: any object with the buffer protocol (bytes, bytearray, ...)
     cdef int write_buffer(self, object data) except -1
-        # any object with the buffer protocol (bytes, bytearray, memoryview)
+    # write_str: UTF-8 bytes of s, no terminator, no length prefix
     cdef int write_str(self, str s) except -1
-        # UTF-8 bytes of s, no terminator, no length prefix
+    # write_cstr: UTF-8 bytes of s plus a NUL; ValueError if s contains NUL
     cdef int write_cstr(self, str s) except -1
-        # UTF-8 bytes of s plus a NUL terminator; ValueError if s contains NUL
+    # write_len_prefixed_str: int32 byte length, then the UTF-8 bytes
     cdef int write_len_prefixed_str(self, str s) except -1
-        # int32 byte length, then UTF-8 bytes (a text value in Bind / binary)
     cdef int write_len_prefixed_buffer(self, object data) except -1
     cdef int write_wbuf(self, WriteBuffer other) except -1
 
     # A length slot: reserve 4 bytes now, fill them once the size is known.
     cdef Py_ssize_t reserve_int32(self) except -1
     cdef int patch_int32(self, Py_ssize_t pos, int32_t v) except -1
+    # end_len_prefixed: patch the slot at pos with the bytes written after it
     cdef int end_len_prefixed(self, Py_ssize_t pos) except -1
-        # patch the slot at pos with the number of bytes written after it
 
     # Protocol messages: tag byte (0 for the untagged startup packets) and an
     # int32 length that end_message() fills in, refusing anything over the

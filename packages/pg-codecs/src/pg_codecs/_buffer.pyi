@@ -1,4 +1,3 @@
-from typing_extensions import Buffer
 
 class WriteBuffer:
     """A growable byte buffer that protocol messages and values are built in."""

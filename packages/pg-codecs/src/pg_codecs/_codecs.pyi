@@ -17,7 +17,11 @@ class SchemaMismatchError(DecodeError):
     data_type: str | None
     position: int | None
     def __init__(
-        self, message: str, *, schema: str | None = None, data_type: str | None = None,
+        self,
+        message: str,
+        *,
+        schema: str | None = None,
+        data_type: str | None = None,
         position: int | None = None,
     ) -> None: ...
 
@@ -77,7 +81,9 @@ class CodecRegistry(CodecContext):
     """
 
     def __init__(self) -> None: ...
-    def get_codec(self, oid: int, format: _Format = None, *, ignore_custom_codec: bool = False) -> Codec | None:
+    def get_codec(
+        self, oid: int, format: _Format = None, *, ignore_custom_codec: bool = False
+    ) -> Codec | None:
         """The codec of *oid* in *format*; with None the binary one if any, else the text one."""
     def unknown_oids(self, oids: Iterable[int]) -> list[int]:
         """The OIDs without a codec yet: introspect these, then ``add_types()``."""
@@ -90,24 +96,41 @@ class CodecRegistry(CodecContext):
     def declare_fallback_codec(self, oid: int, name: str, schema: str) -> Codec: ...
     def clear_type_cache(self) -> None: ...
     def set_type_codec(
-        self, oid: int, name: str, schema: str, kind: Literal["scalar", "composite"],
-        encoder: Callable[[Any], Any], decoder: Callable[[Any], Any],
+        self,
+        oid: int,
+        name: str,
+        schema: str,
+        kind: Literal["scalar", "composite"],
+        encoder: Callable[[Any], Any],
+        decoder: Callable[[Any], Any],
         format: Literal["text", "binary", "tuple"] = "text",
         typeinfos: Iterable[Mapping[str, Any]] = (),
     ) -> None: ...
     def set_builtin_type_codec(
-        self, oid: int, name: str, schema: str, codec_name: str | int,
+        self,
+        oid: int,
+        name: str,
+        schema: str,
+        codec_name: str | int,
         format: Literal["text", "binary"] | None = None,
     ) -> None: ...
     def reset_type_codec(self, oid: int) -> None: ...
     def plan_row_decoder(
-        self, oids: Sequence[int], names: Sequence[str] | RecordDescriptor,
-        record_class: type[Record] | None = ..., *, ignore_custom_codec: bool = False,
+        self,
+        oids: Sequence[int],
+        names: Sequence[str] | RecordDescriptor,
+        record_class: type[Record] | None = ...,
+        *,
+        ignore_custom_codec: bool = False,
     ) -> RowDecoder: ...
-    def plan_param_encoder(self, oids: Sequence[int], *, ignore_custom_codec: bool = False) -> ParamEncoder: ...
+    def plan_param_encoder(
+        self, oids: Sequence[int], *, ignore_custom_codec: bool = False
+    ) -> ParamEncoder: ...
     def encode(self, oid: int, value: Any, format: _Format = None) -> bytes | None:
         """One value's bytes (no length prefix); for tests and Python callers."""
-    def decode(self, oid: int, data: bytes | bytearray | memoryview | None, format: _Format = None) -> Any:
+    def decode(
+        self, oid: int, data: bytes | bytearray | memoryview | None, format: _Format = None
+    ) -> Any:
         """One value from its bytes (no length prefix); for tests and Python callers."""
 
 class RowDecoder:
@@ -118,8 +141,11 @@ class RowDecoder:
     """
 
     def __init__(
-        self, codecs: Sequence[Codec], names: Sequence[str] | RecordDescriptor,
-        record_class: type[Record] | None = ..., context: CodecContext | None = None,
+        self,
+        codecs: Sequence[Codec],
+        names: Sequence[str] | RecordDescriptor,
+        record_class: type[Record] | None = ...,
+        context: CodecContext | None = None,
     ) -> None: ...
     @property
     def codecs(self) -> tuple[Codec, ...]: ...

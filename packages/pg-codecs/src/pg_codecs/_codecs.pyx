@@ -43,16 +43,18 @@ against the bytes present before anything is allocated for them.
 """
 
 cimport cython
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.bytes cimport (
+    PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_FromStringAndSize, PyBytes_GET_SIZE,
+)
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_CheckBuffer, PyObject_GetBuffer
 from cpython.list cimport PyList_New, PyList_SET_ITEM
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_DECREF, Py_INCREF, Py_XDECREF
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
+from cpython.sequence cimport PySequence_Check
 from cpython.unicode cimport PyUnicode_Check
 from libc.stdint cimport int16_t, int32_t, int64_t, uint8_t, uint32_t
-from libc.string cimport memcpy
 
 from pg_codecs cimport _hton as hton
 from pg_codecs._buffer cimport (
@@ -335,7 +337,8 @@ def core_codec_oids():
 # -- Codec ------------------------------------------------------------------------------
 
 cdef inline bint _is_trivial_container(object obj):
-    return PyUnicode_Check(obj) or isinstance(obj, bytes) or PyByteArray_Check(obj) or PyMemoryView_Check(obj)
+    return (PyUnicode_Check(obj) or isinstance(obj, bytes) or PyByteArray_Check(obj)
+            or PyMemoryView_Check(obj))
 
 
 cdef bint _is_array_like(object obj) except -1:
@@ -443,7 +446,8 @@ cdef class Codec:
         cdef int m = self.method
         if m == METHOD_C:
             if self.c_encoder is NULL:
-                raise UnsupportedCodecError(f"values of type {self.name} cannot be sent (no encoder)")
+                raise UnsupportedCodecError(
+                    f"values of type {self.name} cannot be sent (no encoder)")
             return self.c_encoder(ctx, buf, obj)
         if m == METHOD_ARRAY:
             return _array_encode(self, ctx, buf, obj)
@@ -461,7 +465,8 @@ cdef class Codec:
         cdef int m = self.method
         if m == METHOD_C:
             if self.c_decoder is NULL:
-                raise UnsupportedCodecError(f"values of type {self.name} cannot be received (no decoder)")
+                raise UnsupportedCodecError(
+                    f"values of type {self.name} cannot be received (no decoder)")
             return self.c_decoder(ctx, buf)
         if m == METHOD_ARRAY:
             return _array_decode(self, ctx, buf)
@@ -560,7 +565,8 @@ cdef int _array_shape(object obj, int32_t* dims, int* ndims) except -1:
             raise ValueError("too many elements in array value")
         if nd >= ARRAY_MAXDIM:
             raise ValueError(
-                f"number of array dimensions ({nd + 1}) exceeds the maximum allowed ({ARRAY_MAXDIM})")
+                f"number of array dimensions ({nd + 1}) exceeds the maximum allowed "
+                f"({ARRAY_MAXDIM})")
         dims[nd] = <int32_t>n
         nd += 1
         if n == 0:
@@ -674,7 +680,8 @@ cdef object _array_decode_level(Codec elem, CodecContext ctx, FRBuffer* buf,
     return result
 
 
-cdef int _read_array_header(FRBuffer* buf, int32_t* dims, int* ndims_out, int64_t* total_out) except -1:
+cdef int _read_array_header(FRBuffer* buf, int32_t* dims, int* ndims_out,
+                            int64_t* total_out) except -1:
     cdef int32_t ndims = hton.unpack_int32(frb_read(buf, 4))
     cdef int32_t flags = hton.unpack_int32(frb_read(buf, 4))
     cdef int i
@@ -713,8 +720,6 @@ cdef object _array_decode(Codec codec, CodecContext ctx, FRBuffer* buf):
     cdef int32_t dims[ARRAY_MAXDIM]
     cdef int ndims
     cdef int64_t total
-    cdef int32_t i, n
-    cdef list result
     cdef Codec elem = codec.element_codec
     _read_array_header(buf, dims, &ndims, &total)
     if total == 0:
@@ -940,14 +945,12 @@ cdef class _TextArrayParser:
         return items
 
     cdef object parse_element(self):
-        cdef Py_ssize_t start = self.pos
         cdef Py_ssize_t out = 0
         cdef Py_ssize_t keep = 0      # length up to the last character that must be kept
-        cdef bint quoted = False, escaped = False
+        cdef bint escaped = False
         cdef char c
         cdef FRBuffer ebuf
         if self.peek() == b'"':
-            quoted = True
             self.pos += 1
             while True:
                 if self.pos >= self.n:
@@ -1057,7 +1060,8 @@ cdef object _composite_decode(Codec codec, CodecContext ctx, FRBuffer* buf):
     cdef uint32_t typ, expected
     if count != n:
         raise SchemaMismatchError(
-            f"unexpected number of attributes of composite type {codec.name}: {count}, expected {n}",
+            f"unexpected number of attributes of composite type {codec.name}: {count}, "
+            f"expected {n}",
             schema=codec.schema, data_type=codec.name)
     rec = record_new(Record, <RecordDescriptor>codec.record_desc, n)
     for i in range(n):
@@ -1066,7 +1070,8 @@ cdef object _composite_decode(Codec codec, CodecContext ctx, FRBuffer* buf):
         if typ != expected:
             raise SchemaMismatchError(
                 f"unexpected data type of attribute {i} of composite type {codec.name}: "
-                f"{_oids.TYPE_NAMES.get(typ, typ)!r}, expected {_oids.TYPE_NAMES.get(expected, expected)!r}",
+                f"{_oids.TYPE_NAMES.get(typ, typ)!r}, "
+                f"expected {_oids.TYPE_NAMES.get(expected, expected)!r}",
                 schema=codec.schema, data_type=codec.name, position=i)
         record_set_item(rec, i, _decode_value(<Codec>codecs[i], ctx, buf))
     record_done(rec)
@@ -1087,13 +1092,15 @@ cdef int _composite_encode(Codec codec, CodecContext ctx, WriteBuffer buf, objec
             if pos is None:
                 raise ValueError(f"{key!r} is not a valid element of composite type {codec.name}")
             values[pos] = obj[key]
-    elif _is_trivial_container(obj) or not isinstance(obj, _Iterable) or not isinstance(obj, _Sized):
+    elif (_is_trivial_container(obj) or not isinstance(obj, _Iterable)
+            or not isinstance(obj, _Sized)):
         raise TypeError(f"expected a tuple or a mapping for composite type {codec.name}, "
                         f"got {type(obj).__name__}")
     else:
         values = list(obj)
         if len(values) != n:
-            raise ValueError(f"composite type {codec.name} has {n} attributes, got {len(values)} values")
+            raise ValueError(
+                f"composite type {codec.name} has {n} attributes, got {len(values)} values")
     try:
         slot = buf.reserve_int32()
         buf.write_int32(<int32_t>n)
@@ -1121,7 +1128,8 @@ cdef object _anon_record_decode(CodecContext ctx, FRBuffer* buf):
     cdef tuple result
     # Each attribute takes at least 8 bytes (type OID and length).
     if count > buf.len // 8:
-        raise _DecodeError(f"malformed record: {count} attributes claimed but only {buf.len} bytes follow")
+        raise _DecodeError(
+            f"malformed record: {count} attributes claimed but only {buf.len} bytes follow")
     registry = _registry_of(ctx)
     result = PyTuple_New(count)
     for i in range(count):
@@ -1243,21 +1251,23 @@ cdef int _range_encode(Codec codec, CodecContext ctx, WriteBuffer buf, object ob
 
 cdef object _multirange_decode(Codec codec, CodecContext ctx, FRBuffer* buf):
     cdef int32_t count = hton.unpack_int32(frb_read(buf, 4))
-    cdef int32_t i, n
+    cdef int32_t n
     cdef FRBuffer rbuf
     cdef list result
     if count < 0 or count > buf.len // 5:
         # Each range takes at least 5 bytes (length and flags).
-        raise _DecodeError(f"malformed multirange: {count} ranges claimed but only {buf.len} bytes follow")
+        raise _DecodeError(
+            f"malformed multirange: {count} ranges claimed but only {buf.len} bytes follow")
     result = []
-    for i in range(count):
+    for _ in range(count):
         n = hton.unpack_int32(frb_read(buf, 4))
         if n < 0:
             raise _DecodeError(f"malformed multirange: invalid range length {n}")
         frb_slice_from(&rbuf, buf, n)
         result.append(_range_decode(codec, ctx, &rbuf))
         if rbuf.len != 0:
-            raise _DecodeError(f"malformed multirange: {rbuf.len} unexpected trailing bytes in a range")
+            raise _DecodeError(
+                f"malformed multirange: {rbuf.len} unexpected trailing bytes in a range")
     return result
 
 
@@ -1315,7 +1325,8 @@ cdef object _ti_field(object ti, str name):
 
 cdef dict _normalize_type(object ti):
     # One row of the introspection query; see CodecRegistry.add_types().
-    field = lambda name: _ti_field(ti, name)
+    def field(name):
+        return _ti_field(ti, name)
     oid = int(field("oid"))
     schema = field("ns")
     if schema is None:
@@ -1370,7 +1381,8 @@ cdef class CodecRegistry(CodecContext):
             codec = self._custom.get((oid, format))
             if codec is not None:
                 return codec
-            if (oid, PG_FORMAT_BINARY if format == PG_FORMAT_TEXT else PG_FORMAT_TEXT) in self._custom:
+            other = PG_FORMAT_BINARY if format == PG_FORMAT_TEXT else PG_FORMAT_TEXT
+            if (oid, other) in self._custom:
                 # The user chose the other format for this type: respect it
                 # rather than falling back to a core codec.
                 return None
@@ -1476,7 +1488,8 @@ cdef class CodecRegistry(CodecContext):
                 codec = self._build({
                     "oid": oid, "name": _oids.TYPE_NAMES[oid], "schema": "pg_catalog",
                     "kind": "m" if multi else "r", "elemtype": 0, "elemdelim": ",", "basetype": 0,
-                    "range_subtype": (_oids.MULTIRANGE_SUBTYPES if multi else _oids.RANGE_SUBTYPES)[oid],
+                    "range_subtype": (_oids.MULTIRANGE_SUBTYPES if multi
+                                      else _oids.RANGE_SUBTYPES)[oid],
                     "attrtypoids": None, "attrnames": None,
                 })
         finally:
@@ -1543,12 +1556,14 @@ cdef class CodecRegistry(CodecContext):
             return codec
         if kind == "d":
             if not info["basetype"]:
-                raise UnsupportedCodecError(f"type description of domain {schema}.{name} has no base type")
+                raise UnsupportedCodecError(
+                    f"type description of domain {schema}.{name} has no base type")
             # A domain travels exactly like its base type.
             return self._element(info["basetype"], info.get("basetype_name"), schema)
         if kind == "r" or kind == "m":
             if not info["range_subtype"]:
-                raise UnsupportedCodecError(f"type description of range {schema}.{name} has no subtype")
+                raise UnsupportedCodecError(
+                    f"type description of range {schema}.{name} has no subtype")
             elem = self._element(info["range_subtype"], info.get("range_subtype_name"), schema)
             if elem.format != PG_FORMAT_BINARY:
                 raise UnsupportedCodecError(
@@ -1585,7 +1600,8 @@ cdef class CodecRegistry(CodecContext):
 
     # -- user codecs ----------------------------------------------------------------------
 
-    def set_type_codec(self, oid, name, schema, kind, encoder, decoder, format="text", typeinfos=()):
+    def set_type_codec(self, oid, name, schema, kind, encoder, decoder, format="text",
+                       typeinfos=()):
         """Use Python callables to encode and decode type *oid* (asyncpg's set_type_codec).
 
         :param oid: The type's OID.
@@ -1639,7 +1655,8 @@ cdef class CodecRegistry(CodecContext):
                 self._custom[(coid, fmt)] = codec
                 done = True
             if not done:
-                raise UnsupportedCodecError(f"{name} type does not support the 'tuple' exchange format")
+                raise UnsupportedCodecError(
+                    f"{name} type does not support the 'tuple' exchange format")
         else:
             fmt = _parse_format(format)
             if fmt == PG_FORMAT_ANY:
@@ -1671,7 +1688,8 @@ cdef class CodecRegistry(CodecContext):
         if isinstance(codec_name, int):
             alias_oid = codec_name
         else:
-            alias_oid = _oids.SQL_TYPE_ALIASES.get(codec_name) or _oids.TYPE_OIDS.get(codec_name) or 0
+            alias_oid = (_oids.SQL_TYPE_ALIASES.get(codec_name)
+                         or _oids.TYPE_OIDS.get(codec_name) or 0)
         if fmt == PG_FORMAT_ANY:
             formats = (<int>PG_FORMAT_BINARY, <int>PG_FORMAT_TEXT)
         else:
@@ -1794,7 +1812,8 @@ cdef class RowDecoder:
     :param context: The CodecContext passed to the codecs (the registry).
     """
 
-    def __cinit__(self):
+    def __cinit__(self, *args, **kwargs):
+        # Accepts anything, so that a subclass may have its own constructor.
         self._funcs = NULL
         self._codec_ptrs = NULL
         self._ncols = 0
@@ -1815,7 +1834,8 @@ cdef class RowDecoder:
         else:
             desc = RecordDescriptor(names)
         if len((<RecordDescriptor>desc).names) != n:
-            raise ValueError(f"{n} column codecs but {len((<RecordDescriptor>desc).names)} column names")
+            raise ValueError(
+                f"{n} column codecs but {len((<RecordDescriptor>desc).names)} column names")
         if record_class is not None:
             check_record_class(record_class)
         self._free()
@@ -1959,10 +1979,12 @@ cdef class RowDecoder:
         if flen < 0:
             raise _DecodeError(f"cannot decode {self._column_text(i)}: invalid value length {flen}")
         raise _DecodeError(
-            f"cannot decode {self._column_text(i)}: value of {flen} bytes but only {left} bytes left in DataRow")
+            f"cannot decode {self._column_text(i)}: value of {flen} bytes but only {left} "
+            f"bytes left in DataRow")
 
     cdef int _raise_trailing(self, Py_ssize_t i, Py_ssize_t left) except -1:
-        raise _DecodeError(f"cannot decode {self._column_text(i)}: {left} unexpected trailing bytes")
+        raise _DecodeError(
+            f"cannot decode {self._column_text(i)}: {left} unexpected trailing bytes")
 
     cdef int _raise_column_error(self, Py_ssize_t i) except -1:
         # A decoder failed (its exception is set): say which column it was.
@@ -2027,7 +2049,7 @@ cdef class ParamEncoder:
     :param context: The CodecContext passed to the codecs (the registry).
     """
 
-    def __cinit__(self):
+    def __cinit__(self, *args, **kwargs):
         self._funcs = NULL
 
     def __init__(self, codecs, CodecContext context=None):
@@ -2079,8 +2101,10 @@ cdef class ParamEncoder:
         cdef encode_func f
         cdef CodecContext ctx = self._ctx
         if not (PyTuple_Check(args) or isinstance(args, list)):
-            if _is_trivial_container(args) or not hasattr(args, "__getitem__") or not hasattr(args, "__len__"):
-                raise TypeError(f"expected a sequence of query arguments, got {type(args).__name__}")
+            # asyncpg's rule (a sequence), minus strings and bytes.
+            if _is_trivial_container(args) or not PySequence_Check(args):
+                raise TypeError(
+                    f"expected a sequence of query arguments, got {type(args).__name__}")
             args = tuple(args)
         nargs = len(args)
         if nargs != n:
@@ -2131,4 +2155,5 @@ cdef class ParamEncoder:
 
 # -- built-in codecs of this module ---------------------------------------------------
 
-register_core_codec(_oids.RECORDOID, "record", _anon_record_encode, _anon_record_decode, PG_FORMAT_BINARY)
+register_core_codec(_oids.RECORDOID, "record", _anon_record_encode, _anon_record_decode,
+                    PG_FORMAT_BINARY)

@@ -30,7 +30,6 @@ slowing down every collection.
 """
 
 cimport cython
-from cpython.list cimport PyList_New, PyList_SET_ITEM
 from cpython.number cimport PyIndex_Check, PyNumber_AsSsize_t
 from cpython.object cimport PyObject, PyTypeObject, Py_TYPE, PyObject_Hash
 from cpython.ref cimport Py_DECREF, Py_INCREF, Py_XDECREF
@@ -424,7 +423,8 @@ cdef int check_record_class(object cls) except -1:
     # values (negative tp_dictoffset) and counts in tp_basicsize.
     if not (extra == 0 or (extra == sizeof(PyObject*) and tp.tp_dictoffset < 0)):
         raise TypeError(
-            f"record_class {cls.__qualname__} adds C-level fields to Record, which is not supported")
+            f"record_class {cls.__qualname__} adds C-level fields to Record, "
+            f"which is not supported")
     return 0
 
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from . import _base, _sqlstate
 from ._base import *  # noqa: F403
-from ._client import NulInQueryError, connection_lost_by_server
+from ._client import NulInQueryError as NulInQueryError
+from ._client import connection_lost_by_server as connection_lost_by_server
 from ._sqlstate import *  # noqa: F403
 
 __all__ = _sqlstate.__all__ + _base.__all__

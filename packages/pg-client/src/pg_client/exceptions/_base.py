@@ -15,7 +15,8 @@ How it works:
   body is entered in ``PostgresMessage._registry`` (SQLSTATE -> class) when
   the class is created. Two classes claiming one code is a TypeError.
 * ``PostgresError.new(fields)`` looks the code up: an exact match, else
-  ``UnknownPostgresError`` (asyncpg's rule; the SQLSTATE class is not used). The instance gets every known field as an
+  ``UnknownPostgresError`` (asyncpg's rule; the SQLSTATE class is not
+  used). The instance gets every known field as an
   attribute; fields the server did not send read as None.
 * Server text is data. It is joined into strings, never used as a format
   string, and only the fields below are kept: nothing from the connection
