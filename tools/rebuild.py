@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 REPO = Path(__file__).resolve().parent.parent
 # Lower packages first: pg-wire's modules cimport pg-codecs' .pxd files.

@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from build_all import build_all  # noqa: E402
+from build_all import build_all
 
 IMPORT_ALL = r"""
 import importlib, pkgutil, sys

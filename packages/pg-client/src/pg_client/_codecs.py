@@ -114,8 +114,11 @@ class ConnectionCodecs:
 
     def plan(self, stmt: Any, record_class: type, ignore_custom_codec: bool) -> None:
         registry = self.registry
-        stmt.encoder = registry.plan_param_encoder(
-            stmt.param_oids, ignore_custom_codec=ignore_custom_codec)
+        try:
+            stmt.encoder = registry.plan_param_encoder(
+                stmt.param_oids, ignore_custom_codec=ignore_custom_codec)
+        except ValueError as exc:  # more parameters than Bind can carry
+            raise exceptions.InterfaceError(str(exc)) from None
         if stmt.fields is not None:
             # Also for zero columns: "SELECT" returns rows without fields.
             decoder = registry.plan_row_decoder(

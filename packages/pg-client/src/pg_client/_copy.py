@@ -315,6 +315,9 @@ async def interpolate_args(con: Any, query: str, args: tuple[Any, ...]) -> str:
 
 
 def _type_sql(t: Any) -> str:
-    # pg_type names work for arrays too: "pg_catalog"."_int4" is int4[].
-    name = quote_ident(t.name)
-    return f"{quote_ident(t.schema)}.{name}" if t.schema else name
+    # Type names of arrays read "int4[]"; the catalog name is "_int4".
+    name = t.name
+    if name.endswith("[]"):
+        name = "_" + name[:-2]
+    quoted = quote_ident(name)
+    return f"{quote_ident(t.schema)}.{quoted}" if t.schema else quoted

@@ -209,7 +209,7 @@ class ProtocolCore:
         # Keep consuming the rest of the reply, report the decoding error.
         from pg_codecs import SchemaMismatchError
 
-        from .exceptions import DataError, OutdatedSchemaCacheError
+        from .exceptions import OutdatedSchemaCacheError
 
         if op.error is None:
             err: Exception
@@ -220,9 +220,9 @@ class ProtocolCore:
                     f"the type of a result column changed since it was looked up ({exc}); "
                     "the type cache was cleared, run the query again",
                     schema=exc.schema, data_type=exc.data_type, position=exc.position)
-            elif isinstance(exc, ValueError):
-                err = DataError(str(exc))
             else:
+                # A value Python cannot represent (a BC date, say): asyncpg
+                # lets the codec's ValueError/OverflowError through as is.
                 err = exc
             if err is not exc:
                 err.__cause__ = exc

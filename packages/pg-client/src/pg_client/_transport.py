@@ -169,15 +169,19 @@ class _Negotiator(asyncio.Protocol):
             if self.transport is not None:
                 self.transport.abort()
 
-    def eof_received(self) -> bool | None:
+    def _fail(self, exc: BaseException) -> None:
         if not self.answer.done():
-            self.answer.set_exception(ConnectionResetError("server closed the connection"))
+            self.answer.set_exception(exc)
+            # Mark it retrieved: a connect cancelled before it awaited the
+            # answer must not log "exception was never retrieved".
+            self.answer.exception()
+
+    def eof_received(self) -> bool | None:
+        self._fail(ConnectionResetError("server closed the connection"))
         return False
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        if not self.answer.done():
-            self.answer.set_exception(
-                exc or ConnectionResetError("server closed the connection"))
+        self._fail(exc or ConnectionResetError("server closed the connection"))
         if not self.closed.done():
             self.closed.set_result(None)
 
@@ -244,6 +248,8 @@ async def open_stream(
         protocol.connection_made(transport)
         return transport, protocol, use_tls  # type: ignore[return-value]
     except BaseException:
+        if not negotiator.answer.done():
+            negotiator.answer.cancel()  # nobody will read it any more
         raw.abort()
         raise
 

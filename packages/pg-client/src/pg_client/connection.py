@@ -324,6 +324,31 @@ class Connection(metaclass=ConnectionMeta):
             # no longer be trusted to be in step. Close it.
             self._abort()
 
+    def _rollback_orphaned_begin(self) -> None:
+        """A BEGIN whose caller gave up may still have run: undo it.
+
+        Called by Transaction.start() when it is cancelled or times out. The
+        next operation waits for this (like for any abandoned request), so
+        it never runs inside a transaction nobody owns.
+        """
+        previous = self._drain_task
+
+        async def rollback() -> None:
+            if previous is not None:
+                with contextlib.suppress(BaseException):
+                    await asyncio.shield(previous)
+            if self.is_closed() or self._core.transaction_status == "I":
+                return
+            _wire.write_query(self._core.out, "ROLLBACK")
+            op = _protocol.SimpleQueryOp(self._loop.create_future(), "ROLLBACK")
+            self._send(op)
+            try:
+                await asyncio.wait_for(op.waiter, _CANCEL_BUDGET)
+            except BaseException:
+                self._abort()
+
+        self._drain_task = self._loop.create_task(rollback())
+
     async def _send_cancel(self, timeout: float) -> None:
         info = self._cancel_info
         if info is None or self._core.backend_pid == 0:
@@ -519,12 +544,10 @@ class Connection(metaclass=ConnectionMeta):
         self._user_closed = True
         if self.is_closed():
             self._closed = True
+            self._cleanup()
             return
         self._closed = True
         try:
-            if self._drain_task is not None and not self._drain_task.done():
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(asyncio.shield(self._drain_task), timeout)
             closed = self._loop.create_future()
             previous = self._protocol.on_lost
 
@@ -536,9 +559,11 @@ class Connection(metaclass=ConnectionMeta):
 
             self._protocol.on_lost = _lost
             if not self._protocol.lost:
+                # Terminate, then wait for the server to hang up, as asyncpg
+                # does; a request still in flight fails with
+                # ConnectionDoesNotExistError when it does.
                 _wire.write_terminate(self._core.out)
                 self._protocol.flush()
-                self._transport.close()
                 await asyncio.wait_for(closed, timeout)
         except BaseException:
             self._abort()
@@ -865,6 +890,8 @@ class Connection(metaclass=ConnectionMeta):
         if stmt.closed:
             raise InterfaceError("cannot use a prepared statement that was closed")
         if len(args) != len(stmt.param_oids):
+            if len(args) > 32767:
+                raise InterfaceError("the number of query arguments cannot exceed 32767")
             raise codecs.arg_count_error(len(stmt.param_oids), len(args))
         try:
             _wire.write_bind(out, portal, stmt.name, stmt.encoder, args, stmt.result_formats)
@@ -1116,7 +1143,10 @@ class Connection(metaclass=ConnectionMeta):
 
                 def on_data() -> None:
                     wake.set()
-                    if op.buffered > 4 * 1024 * 1024:
+                    # Backpressure only while someone drains the chunks: an
+                    # abandoned or finished copy must never leave reading off.
+                    if (op.buffered > 4 * 1024 * 1024 and not op.abandoned
+                            and not op.waiter.done()):
                         proto.pause_reading()
 
                 op = _protocol.CopyOutOp(proto.new_waiter(), sql, on_data)
@@ -1138,8 +1168,10 @@ class Connection(metaclass=ConnectionMeta):
                             continue
                         await _copy.with_deadline(wake.wait(), self, deadline)
                 except BaseException:
-                    proto.resume_reading()
                     self._abandon(op)
+                    op.chunks.clear()
+                    op.buffered = 0
+                    proto.resume_reading()
                     raise
                 proto.resume_reading()
                 await op.waiter

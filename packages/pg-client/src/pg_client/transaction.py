@@ -7,6 +7,7 @@ savepoints. The rules and error messages follow asyncpg's.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import itertools
 from typing import Any
@@ -119,10 +120,14 @@ class Transaction(ConnectionResource):
             query += ";"
         try:
             await con.execute(query)
-        except BaseException:
+        except BaseException as exc:
             self._state = TransactionState.FAILED
             if con._top_xact is self:
                 con._top_xact = None
+            if not self._nested and isinstance(exc, (asyncio.CancelledError, TimeoutError)):
+                # The BEGIN may have run anyway: do not leave the session in
+                # a transaction that no Transaction object owns.
+                con._rollback_orphaned_begin()
             raise
         self._state = TransactionState.STARTED
 

@@ -203,8 +203,9 @@ cdef object circle_decode(CodecContext ctx, FRBuffer* buf):
     if buf.len != 24:
         raise _DecodeError(f"circle value must be 24 bytes, got {buf.len}")
     p = frb_read(buf, 24)
+    # The centre is a plain (x, y) tuple, as asyncpg decodes it.
     return _tuple_new(_Circle, (
-        _tuple_new(_Point, (hton.unpack_double(p), hton.unpack_double(p + 8))),
+        (hton.unpack_double(p), hton.unpack_double(p + 8)),
         hton.unpack_double(p + 16)))
 
 
