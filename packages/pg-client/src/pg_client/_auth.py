@@ -17,18 +17,31 @@ from typing import Any
 from pg_wire import auth
 
 from . import _wire
-from .exceptions import InterfaceError, InvalidAuthorizationSpecificationError
+from .exceptions import InvalidAuthorizationSpecificationError, InvalidPasswordError
 
 
 class AuthenticationFailed(InvalidAuthorizationSpecificationError):
-    """The client refused to authenticate (policy) or the server's proof failed."""
+    """The client refused to authenticate (policy) or the server's proof failed.
+
+    Raised before the client answers the request it refuses, so no
+    credential left the client for it.
+    """
+
+
+class PasswordRequired(AuthenticationFailed, InvalidPasswordError):
+    """The server asked for a password and none was configured.
+
+    libpq refuses without sending anything ("no password supplied"); asyncpg
+    sends an empty password and the server answers InvalidPasswordError.
+    This is both: nothing is sent, and ``except InvalidPasswordError`` works.
+    """
 
 
 class AuthDriver:
     """Answers one connection attempt's authentication requests."""
 
     __slots__ = ("_password", "_policy", "_scram", "_server_certificate", "_user",
-                 "_max_iterations")
+                 "_max_iterations", "ok_received", "started")
 
     def __init__(self, user: str, password: str | None, *, require_auth: str | None,
                  channel_binding: str, server_certificate: Callable[[], bytes | None],
@@ -40,18 +53,24 @@ class AuthDriver:
         self._scram: Any = None
         self._server_certificate = server_certificate
         self._max_iterations = max_iterations
+        #: An Authentication* request arrived (the server is past
+        #: NegotiateProtocolVersion), and AuthenticationOk was accepted.
+        self.started = False
+        self.ok_received = False
 
     def __repr__(self) -> str:
         return f"<AuthDriver user={self._user!r}>"
 
     def _need_password(self, what: str) -> str:
-        if self._password is None:
-            raise InterfaceError(
-                f"the server requested {what} authentication, but no password was given")
+        if not self._password:  # None or "": libpq's "no password supplied"
+            raise PasswordRequired(
+                f"the server requested {what} authentication, but no password was "
+                "supplied")
         return self._password
 
     def respond(self, out: Any, code: int, data: Any) -> None:
         """Write the answer to Authentication request *code* into *out*."""
+        self.started = True
         try:
             self._respond(out, code, data)
         except auth.AuthError as exc:
@@ -97,8 +116,10 @@ class AuthDriver:
 
     def check_ok(self) -> None:
         """AuthenticationOk arrived: refuse it if the exchange was cut short."""
+        self.started = True
         try:
             self._policy.check_request(auth.AUTHENTICATION_OK, ())
+            self.ok_received = True
         except auth.AuthError as exc:
             raise AuthenticationFailed(str(exc)) from None
         finally:

@@ -1,38 +1,62 @@
 """Opening a connection: hosts, TLS modes, startup and authentication.
 
-``connect()`` resolves its arguments (``_connect_params``), then tries the
-hosts in order under one overall timeout:
+``connect()`` resolves its arguments (``_connect_params``), then calls
+:func:`connect_to_hosts`, which tries the hosts in order (shuffled first
+with ``load_balance_hosts=random``) under one overall deadline, ``timeout``
+(asyncpg's: it covers every host, TLS, authentication and the
+``target_session_attrs`` check). libpq's ``connect_timeout``, when set, also
+bounds each host on its own.
 
-* for each host, the TLS mode decides the attempts: ``prefer`` tries TLS
-  first and falls back to plaintext when the server refuses TLS (or refuses
-  the TLS session before authentication); ``allow`` tries plaintext first and
-  TLS second; ``require`` and the ``verify-*`` modes never send a byte in
-  plaintext after a refusal, not even the user name;
-* a host that cannot be reached, or is starting up or shutting down, passes
-  the turn to the next host; an authentication failure ends the attempt, as
-  in asyncpg and libpq;
-* ``target_session_attrs`` then checks the chosen server (primary, standby,
-  read-write, ...); connections that do not fit are closed in the background.
+For each host the TLS mode decides the attempts (libpq's rules):
 
-When every host fails, the error says what happened on each.
+* ``disable``, and every Unix socket: plaintext.
+* ``allow``: plaintext; if the server refuses that before authentication
+  (pg_hba.conf has only ``hostssl`` for us, say), once more with TLS.
+* ``prefer`` (the default): SSLRequest; ``N`` goes on in plaintext on the
+  same socket; if the TLS handshake fails, or the server refuses the TLS
+  session before authentication, once more in plaintext. Downgradeable by
+  anyone on the path: use ``require`` or ``verify-full`` where that matters.
+* ``require``, ``verify-ca``, ``verify-full``: TLS or nothing. After an
+  ``N`` the socket is closed without sending another byte, not even the
+  StartupMessage with the user name.
+
+"Refused before authentication" is an ErrorResponse (or a hang-up) that
+comes before AuthenticationOk, as in asyncpg 0.32 and libpq; a refusal the
+client makes itself (``require_auth``, ``channel_binding``) never triggers
+the plaintext retry.
+
+Moving on to the next host: a host that cannot be reached, times out (its
+``connect_timeout``), fails TLS, or answers 57P03 (starting up, shutting
+down) passes the turn to the next host. An error the server sends during
+authentication or startup (wrong password, no such database) ends the whole
+attempt, as in asyncpg and libpq. When more than one host was tried, the
+error raised has the class of the last failure and a message listing every
+host's failure.
+
+``target_session_attrs`` then checks the server (primary, standby,
+read-write, ...); connections that do not fit are terminated.
+
+The startup exchange runs in :class:`_StartupOp`, which adds libpq's
+startup-phase checks to the protocol core's StartupOp: NegotiateProtocolVersion
+only first and only as a downgrade within the requested range, no
+BackendKeyData before AuthenticationOk, no ReadyForQuery before
+AuthenticationOk.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import random
 import socket
+import ssl as ssl_module
 from typing import Any
 
 from . import _connect_params as cp
 from . import _protocol, _transport, _wire, exceptions
-from ._auth import AuthDriver
+from ._auth import AuthDriver, AuthenticationFailed
 
 __all__ = ("connect_to_hosts",)
-
-
-class _HostFailed(Exception):
-    """This host did not work out; try the next one."""
 
 
 def _startup_params(params: cp.ConnectionParameters) -> dict[str, str]:
@@ -48,10 +72,82 @@ def _protocol_minor(version: str) -> int:
     return int(version.split(".")[1])
 
 
+class _StartupOp(_protocol.StartupOp):
+    """The protocol core's StartupOp, with libpq's startup-phase checks."""
+
+    __slots__ = ("_negotiated",)
+
+    def __init__(self, waiter: Any, auth: AuthDriver, *, min_minor: int,
+                 max_minor: int) -> None:
+        super().__init__(waiter, auth, min_minor=min_minor, max_minor=max_minor)
+        self._negotiated = False
+
+    def on_message(self, core: Any, tag: int, payload: bytes) -> None:
+        auth: AuthDriver = self.auth
+        if tag == _protocol._NEGOTIATE:
+            self._negotiate(payload)
+            return
+        if tag == _protocol._AUTH:
+            if auth.ok_received:
+                raise exceptions.ProtocolError(
+                    "the server sent an authentication request after AuthenticationOk")
+        elif tag == _protocol._KEY_DATA:
+            if not auth.ok_received:
+                raise exceptions.ProtocolError(
+                    "the server sent BackendKeyData before AuthenticationOk")
+            if core.backend_pid:
+                raise exceptions.ProtocolError("the server sent BackendKeyData twice")
+        super().on_message(core, tag, payload)
+
+    def _negotiate(self, payload: bytes) -> None:
+        # "Protocol versions": NegotiateProtocolVersion comes first, if at
+        # all, and offers the newest minor version the server supports.
+        if self._negotiated or self.auth.started:
+            raise exceptions.ProtocolError(
+                "unexpected NegotiateProtocolVersion during authentication")
+        self._negotiated = True
+        version, unrecognized = _wire.parse_negotiate_protocol_version(payload)
+        major, minor = version >> 16, version & 0xFFFF
+        if unrecognized:
+            # We send no _pq_ options, so the server can't ignore any.
+            raise exceptions.ProtocolError(
+                "the server reported protocol options the client never sent")
+        if major != 3 or minor >= self.max_minor:
+            raise exceptions.ProtocolError(
+                "received invalid protocol negotiation message: the server offered "
+                f"protocol {major}.{minor} in reply to 3.{self.max_minor}")
+        if minor < self.min_minor:
+            raise exceptions.UnsupportedServerFeatureError(
+                f"the server only supports protocol version 3.{minor}, but "
+                f"min_protocol_version was set to 3.{self.min_minor}")
+        self.negotiated_minor = minor
+
+    def finish(self, core: Any) -> None:
+        if self.error is None and not self.auth.ok_received:
+            # ReadyForQuery without AuthenticationOk: the server (or someone
+            # on the path) skipped authentication altogether.
+            self.error = exceptions.ProtocolError(
+                "the server sent ReadyForQuery before authenticating the client")
+            core.fatal_error = self.error
+        super().finish(core)
+
+
+class _AttemptInfo:
+    """What one attempt got to, for the retry decisions."""
+
+    __slots__ = ("tls_used", "auth_ok", "handshake")
+
+    def __init__(self) -> None:
+        self.tls_used = False
+        self.auth_ok = False
+        self.handshake = False  # the TLS handshake was under way
+
+
 async def _attempt(loop: asyncio.AbstractEventLoop, spec: cp.HostSpec,
                    params: cp.ConnectionParameters, *, use_tls: bool,
-                   password: str | None, connection_class: type,
-                   record_class: type, deadline: float | None) -> Any:
+                   plaintext_on_refusal: bool, password: str | None,
+                   connection_class: type, record_class: type,
+                   info: _AttemptInfo) -> Any:
     """One connection attempt to one host, with or without TLS."""
     addr = spec.address
     is_unix = isinstance(addr, str)
@@ -60,23 +156,24 @@ async def _attempt(loop: asyncio.AbstractEventLoop, spec: cp.HostSpec,
     if use_tls and not is_unix:
         ssl_context = cp.make_ssl_context(ssl_settings, spec.host)
     direct = ssl_settings.negotiation == cp.SSLNegotiation.direct and ssl_context is not None
+    # verify-full checks the certificate against host, never hostaddr.
     server_hostname = None if is_unix else spec.host
 
     core = _protocol.ProtocolCore()
-    protocol_holder: list[_transport.ClientProtocol] = []
 
     def factory() -> _transport.ClientProtocol:
-        proto = _transport.ClientProtocol(loop, core)
-        protocol_holder.append(proto)
-        return proto
+        return _transport.ClientProtocol(loop, core)
 
-    left = None if deadline is None else max(deadline - loop.time(), 0.001)
-    transport, proto_any, tls_used = await asyncio.wait_for(
-        _transport.open_stream(loop, addr, ssl_context=ssl_context,
-                               server_hostname=server_hostname, direct_tls=direct,
-                               protocol_factory=factory), left)
+    info.handshake = ssl_context is not None
+    transport, proto_any, tls_used = await _transport.open_stream(
+        loop, addr, ssl_context=ssl_context, server_hostname=server_hostname,
+        direct_tls=direct, protocol_factory=factory,
+        plaintext_on_refusal=plaintext_on_refusal)
+    info.handshake = False
+    info.tls_used = tls_used
     proto: _transport.ClientProtocol = proto_any  # type: ignore[assignment]
     op = None
+    auth = None
     try:
         if not is_unix and params.keepalives:
             _set_keepalive(transport, params)
@@ -87,14 +184,17 @@ async def _attempt(loop: asyncio.AbstractEventLoop, spec: cp.HostSpec,
             channel_binding=params.channel_binding,
             server_certificate=lambda: _transport.peer_certificate(transport))
         _wire.write_startup(core.out, _startup_params(params), max_minor)
-        op = _protocol.StartupOp(loop.create_future(), auth, min_minor=min_minor,
-                                 max_minor=max_minor)
+        op = _StartupOp(loop.create_future(), auth, min_minor=min_minor,
+                        max_minor=max_minor)
         proto.send(op)
-        left = None if deadline is None else max(deadline - loop.time(), 0.001)
-        negotiated = await asyncio.wait_for(op.waiter, left)
+        negotiated = await op.waiter
     except BaseException:
         if op is not None:
             op.abandoned = True  # nobody will read its waiter any more
+            if op.waiter.done() and not op.waiter.cancelled():
+                op.waiter.exception()
+        if auth is not None:
+            info.auth_ok = auth.ok_received
         transport.abort()
         raise
 
@@ -104,9 +204,14 @@ async def _attempt(loop: asyncio.AbstractEventLoop, spec: cp.HostSpec,
     con._ssl_in_use = tls_used
     con._protocol_minor = negotiated
 
+    # CancelRequest goes over a side connection with the same TLS settings
+    # as this one (CVE-2020-25694): TLS, verified the same way, if and only
+    # if this connection uses TLS, and never a plaintext fallback.
+    cancel_context = ssl_context if tls_used else None
+
     async def cancel(request: bytes, timeout: float) -> None:
         await _transport.send_cancel_request(
-            loop, addr, request, ssl_context=ssl_context if tls_used else None,
+            loop, addr, request, ssl_context=cancel_context,
             server_hostname=server_hostname, direct_tls=direct, timeout=timeout)
 
     con._cancel_info = cancel
@@ -114,6 +219,7 @@ async def _attempt(loop: asyncio.AbstractEventLoop, spec: cp.HostSpec,
 
 
 def _set_keepalive(transport: Any, params: cp.ConnectionParameters) -> None:
+    """TCP keepalives, on by default as in libpq (``keepalives=1``)."""
     sock = transport.get_extra_info("socket")
     if sock is None:
         return
@@ -133,56 +239,89 @@ def _set_keepalive(transport: Any, params: cp.ConnectionParameters) -> None:
         pass
 
 
-def _is_before_auth_refusal(exc: BaseException) -> bool:
-    # Errors that justify the second try of prefer/allow: the server (or
-    # its pg_hba.conf) refused this transport before authentication.
-    return isinstance(exc, (exceptions.InvalidAuthorizationSpecificationError,
-                            exceptions.ConnectionDoesNotExistError,
-                            exceptions.PostgresConnectionError))
+def _refused_before_auth(exc: BaseException, info: _AttemptInfo) -> bool:
+    """Whether the other transport (TLS / plaintext) is worth a try.
+
+    The server refused before AuthenticationOk (pg_hba.conf has no line for
+    this transport, or it hung up); asyncpg 0.32 and libpq retry then. A
+    refusal decided by the client (require_auth, channel_binding) is final.
+    """
+    return (isinstance(exc, exceptions.PostgresError)
+            and not isinstance(exc, AuthenticationFailed)
+            and not info.auth_ok)
+
+
+def _second_failure(first: BaseException, second: BaseException) -> BaseException:
+    """Which error to raise when both transports failed (asyncpg's rule)."""
+    # A wrong password says more than a pg_hba.conf rejection of the other
+    # transport.
+    if (isinstance(first, exceptions.InvalidPasswordError)
+            and not isinstance(second, exceptions.InvalidPasswordError)
+            and isinstance(second, (exceptions.InvalidAuthorizationSpecificationError,
+                                    exceptions.ConnectionDoesNotExistError))):
+        return first
+    return second
 
 
 async def _connect_host(loop: asyncio.AbstractEventLoop, spec: cp.HostSpec,
                         params: cp.ConnectionParameters, connection_class: type,
-                        record_class: type, deadline: float | None) -> Any:
+                        record_class: type) -> Any:
     password = await cp.obtain_password(params, spec.host, spec.port)
     mode = params.ssl.mode
-    is_unix = spec.is_unix_socket
     kwargs: dict[str, Any] = dict(password=password, connection_class=connection_class,
-                                  record_class=record_class, deadline=deadline)
-    if is_unix or mode == cp.SSLMode.disable:
-        return await _attempt(loop, spec, params, use_tls=False, **kwargs)
-    if mode == cp.SSLMode.allow:
-        try:
-            return await _attempt(loop, spec, params, use_tls=False, **kwargs)
-        except exceptions.PostgresError as first:
-            if not _is_before_auth_refusal(first):
-                raise
-            try:
-                return await _attempt(loop, spec, params, use_tls=True, **kwargs)
-            except Exception as second:
-                raise second from first
-    if mode == cp.SSLMode.prefer:
-        try:
-            return await _attempt(loop, spec, params, use_tls=True, **kwargs)
-        except _transport.SSLNegotiationError as first:
-            if not first.refused:
-                raise
-        except (exceptions.PostgresError, OSError) as first:
-            # The TLS session failed (handshake error) or pg_hba.conf has no
-            # hostssl line for us: plaintext is acceptable under prefer.
-            import ssl as ssl_module
+                                  record_class=record_class)
+    if spec.is_unix_socket or mode == cp.SSLMode.disable:
+        return await _attempt(loop, spec, params, use_tls=False, plaintext_on_refusal=False,
+                              info=_AttemptInfo(), **kwargs)
 
-            if isinstance(first, OSError) and not isinstance(first, ssl_module.SSLError):
+    if mode == cp.SSLMode.allow:
+        info = _AttemptInfo()
+        try:
+            return await _attempt(loop, spec, params, use_tls=False,
+                                  plaintext_on_refusal=False, info=info, **kwargs)
+        except Exception as exc:
+            if not _refused_before_auth(exc, info):
                 raise
-            if isinstance(first, exceptions.PostgresError) and not _is_before_auth_refusal(
-                    first):
+            first: BaseException = exc
+        try:
+            return await _attempt(loop, spec, params, use_tls=True,
+                                  plaintext_on_refusal=False, info=_AttemptInfo(), **kwargs)
+        except Exception as second:
+            if _second_failure(first, second) is first:
+                raise first from None
+            raise second from first
+
+    if mode == cp.SSLMode.prefer:
+        info = _AttemptInfo()
+        try:
+            return await _attempt(loop, spec, params, use_tls=True,
+                                  plaintext_on_refusal=True, info=info, **kwargs)
+        except Exception as exc:
+            # TLS handshake failed (libpq retries in plaintext), or the server
+            # refused the TLS session before authentication (a hostnossl
+            # line). A server that said N already got its plaintext try.
+            handshake_failed = info.handshake and isinstance(exc, ssl_module.SSLError)
+            if not (handshake_failed or (info.tls_used and _refused_before_auth(exc, info))):
                 raise
-        return await _attempt(loop, spec, params, use_tls=False, **kwargs)
+            first = exc
+        try:
+            return await _attempt(loop, spec, params, use_tls=False,
+                                  plaintext_on_refusal=False, info=_AttemptInfo(), **kwargs)
+        except Exception as second:
+            if _second_failure(first, second) is first:
+                raise first from None
+            raise second from first
+
     # require, verify-ca, verify-full: TLS or nothing.
     try:
-        return await _attempt(loop, spec, params, use_tls=True, **kwargs)
+        return await _attempt(loop, spec, params, use_tls=True, plaintext_on_refusal=False,
+                              info=_AttemptInfo(), **kwargs)
     except _transport.SSLNegotiationError as exc:
-        raise ConnectionError(f"rejected SSL upgrade: {exc}") from None
+        if not exc.refused:
+            raise
+        # asyncpg's message for the same situation.
+        raise ConnectionError(
+            f"PostgreSQL server at {_describe_host(spec)} rejected SSL upgrade") from None
 
 
 def _fits(settings: Any, attr: cp.SessionAttribute, recovery: bool | None) -> bool:
@@ -210,6 +349,59 @@ async def _check_attrs(con: Any, attr: cp.SessionAttribute) -> bool:
     return _fits(settings, attr, recovery)
 
 
+# Failures that pass the turn to the next host.
+_NEXT_HOST_ERRORS = (OSError, asyncio.TimeoutError, exceptions.CannotConnectNowError)
+
+
+def _describe_host(spec: cp.HostSpec) -> str:
+    if spec.is_unix_socket:
+        return f'"{spec.address}"'
+    host = f"[{spec.host}]" if ":" in spec.host else spec.host
+    if spec.hostaddr is not None and spec.hostaddr != spec.host:
+        return f'"{host}" ({spec.hostaddr}), port {spec.port}'
+    return f'"{host}", port {spec.port}'
+
+
+def _describe_error(exc: BaseException) -> str:
+    text = str(exc).strip() or ("timed out" if isinstance(exc, asyncio.TimeoutError)
+                                else "failed")
+    return f"{type(exc).__name__}: {text}"
+
+
+def _combined_error(failures: list[tuple[cp.HostSpec, BaseException]]) -> BaseException:
+    """One error for several hosts' failures: the last one's class, every message."""
+    last = failures[-1][1]
+    if len(failures) == 1:
+        return last
+    text = "could not connect to any of the hosts:\n" + "\n".join(
+        f"  {_describe_host(spec)}: {_describe_error(exc)}" for spec, exc in failures)
+    err: BaseException
+    if isinstance(last, asyncio.TimeoutError):
+        err = asyncio.TimeoutError(text)
+    elif isinstance(last, OSError):
+        try:
+            err = (type(last)(last.errno, text) if last.errno is not None
+                   else type(last)(text))
+        except Exception:
+            err = ConnectionError(text)
+    else:
+        try:
+            err = copy.copy(last)
+            # PostgresError's str() is args[0] plus DETAIL/HINT; the server's
+            # own text stays in .message.
+            err.args = (text,)
+        except Exception:
+            err = last
+    err.__cause__ = last
+    return err
+
+
+async def _until(coro: Any, deadline: float | None, loop: asyncio.AbstractEventLoop) -> Any:
+    if deadline is None:
+        return await coro
+    return await asyncio.wait_for(coro, max(deadline - loop.time(), 0.0))
+
+
 async def connect_to_hosts(loop: asyncio.AbstractEventLoop, params: cp.ConnectionParameters,
                            connection_class: type, record_class: type) -> Any:
     """Try every host of *params*; return the first acceptable connection."""
@@ -224,21 +416,32 @@ async def connect_to_hosts(loop: asyncio.AbstractEventLoop, params: cp.Connectio
     chosen = None
     try:
         for spec in hosts:
+            if deadline is not None and loop.time() >= deadline:
+                failures.append((spec, asyncio.TimeoutError("timed out before trying this host")))
+                break
             host_deadline = deadline
             if params.connect_timeout:
                 per_host = loop.time() + params.connect_timeout
                 host_deadline = per_host if deadline is None else min(deadline, per_host)
             try:
-                con = await _connect_host(loop, spec, params, connection_class,
-                                          record_class, host_deadline)
-            except (OSError, asyncio.TimeoutError, exceptions.CannotConnectNowError) as exc:
-                if deadline is not None and loop.time() >= deadline:
-                    failures.append((spec, exc))
-                    break
+                con = await _until(
+                    _connect_host(loop, spec, params, connection_class, record_class),
+                    host_deadline, loop)
+            except _NEXT_HOST_ERRORS as exc:
                 failures.append((spec, exc))
                 continue
+            except Exception as exc:
+                # The server refused us (authentication, no such database):
+                # that ends the attempt, as in asyncpg and libpq.
+                failures.append((spec, exc))
+                raise _combined_error(failures)  # noqa: B904 (the cause is set)
             candidates.append(con)
-            if await _check_attrs(con, attr):
+            try:
+                fits = await _until(_check_attrs(con, attr), deadline, loop)
+            except (*_NEXT_HOST_ERRORS, exceptions.ConnectionDoesNotExistError) as exc:
+                failures.append((spec, exc))
+                continue
+            if fits:
                 chosen = con
                 break
         else:
@@ -251,15 +454,6 @@ async def connect_to_hosts(loop: asyncio.AbstractEventLoop, params: cp.Connectio
     if chosen is not None:
         return chosen
     if failures:
-        if len(failures) == 1:
-            raise failures[0][1]
-        spec, last = failures[-1]
-        lines = "; ".join(
-            f"{s.host}:{s.port}: {type(e).__name__}: {e or 'timed out'}" for s, e in failures)
-        err = type(last)(f"could not connect to any host ({lines})") if isinstance(
-            last, OSError) else last
-        if isinstance(last, asyncio.TimeoutError):
-            err = asyncio.TimeoutError(f"could not connect to any host ({lines})")
-        raise err from last
+        raise _combined_error(failures)
     raise exceptions.TargetServerAttributeNotMatched(
         f"None of the hosts match the target attribute requirement {attr!r}")

@@ -13,6 +13,9 @@ negotiation that precedes the startup message:
   in after the ``S`` must never be read as if they came over TLS). An
   ErrorResponse to SSLRequest is not shown: it comes from an unauthenticated
   peer (CVE-2024-10977).
+* ``N`` continues in plaintext on the same socket only when the caller
+  allows it (sslmode allow/prefer); otherwise the socket is closed at once,
+  so not even the StartupMessage (the user name) is sent.
 * Direct TLS (PostgreSQL 17+) starts the handshake at once with the
   ``postgresql`` ALPN protocol, and requires the server to agree to it.
 
@@ -32,7 +35,7 @@ from typing import Any
 from pg_wire import errors as wire_errors
 
 from ._protocol import Operation, ProtocolCore
-from .exceptions import ConnectionDoesNotExistError, InterfaceError, ProtocolError
+from .exceptions import ConnectionDoesNotExistError, InterfaceError, PostgresError, ProtocolError
 
 SSL_REQUEST = struct.pack("!ii", 8, 80877103)
 
@@ -74,7 +77,10 @@ class ClientProtocol(asyncio.Protocol):
 
     def _protocol_failure(self, exc: BaseException) -> None:
         # The stream can no longer be trusted: fail everything, close.
-        if not isinstance(exc, ProtocolError):
+        # Errors the client raised on purpose while reading (an
+        # authentication request require_auth refuses, say) keep their
+        # class; anything else means the server sent what we can't read.
+        if not isinstance(exc, (ProtocolError, InterfaceError, PostgresError)):
             err: BaseException = ProtocolError(f"invalid data from the server: {exc}")
             err.__cause__ = exc
         else:
@@ -157,15 +163,20 @@ class _Negotiator(asyncio.Protocol):
         self.answer: asyncio.Future[bytes] = loop.create_future()
         self.closed: asyncio.Future[None] = loop.create_future()
         self.transport: asyncio.Transport | None = None
+        self.extra_data = False  # bytes arrived after the answer
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
         if not self.answer.done():
+            # The whole chunk is the answer: a valid one is exactly b"S" or
+            # b"N", so a chunk with more in it is refused as a whole.
             self.answer.set_result(bytes(data))
         else:
-            # Bytes after the answer, before the handshake: refuse.
+            # Bytes after the answer, before the handshake: refuse, never
+            # keep them.
+            self.extra_data = True
             if self.transport is not None:
                 self.transport.abort()
 
@@ -194,6 +205,12 @@ class SSLNegotiationError(ConnectionError):
         self.refused = refused  # True when the server plainly said "no TLS"
 
 
+_UNENCRYPTED_AFTER_S = "received unencrypted data after SSL response"
+_DIRECT_TLS_CLOSED = (
+    "the server closed the connection during the direct TLS handshake "
+    "(sslnegotiation=direct needs PostgreSQL 17 or later)")
+
+
 async def open_stream(
     loop: asyncio.AbstractEventLoop,
     address: Any,
@@ -202,19 +219,22 @@ async def open_stream(
     server_hostname: str | None,
     direct_tls: bool,
     protocol_factory: Callable[[], asyncio.Protocol],
+    plaintext_on_refusal: bool = False,
 ) -> tuple[asyncio.Transport, asyncio.Protocol, bool]:
     """Connect to *address* (``(host, port)`` or a Unix socket path).
 
+    :param ssl_context: None for plaintext; else TLS is negotiated (over TCP
+        only: Unix sockets never use TLS).
+    :param plaintext_on_refusal: When the server answers ``N`` to
+        SSLRequest, go on in plaintext on the same socket (sslmode
+        ``prefer``) instead of raising :class:`SSLNegotiationError`.
     :return: The transport, the protocol made by *protocol_factory* and
         attached to it, and whether TLS is in use.
     """
     is_unix = isinstance(address, str)
     if ssl_context is not None and direct_tls and not is_unix:
-        transport, protocol = await loop.create_connection(
-            protocol_factory, address[0], address[1], ssl=ssl_context,
-            server_hostname=server_hostname or address[0])
-        _check_alpn(transport)
-        return transport, protocol, True  # type: ignore[return-value]
+        return await _open_direct_tls(loop, address, ssl_context, server_hostname,
+                                      protocol_factory)
 
     if is_unix:
         raw, negotiator = await loop.create_unix_connection(
@@ -227,17 +247,24 @@ async def open_stream(
         if use_tls:
             raw.write(SSL_REQUEST)
             answer = await negotiator.answer
+            if answer not in (b"S", b"N"):
+                raise SSLNegotiationError(_bad_answer_text(answer))
+            if negotiator.extra_data:
+                # More bytes came after a valid answer, in a later segment.
+                raise SSLNegotiationError(_bad_answer_text(answer + b"?"))
             if answer == b"N":
-                raise SSLNegotiationError("the server does not support TLS", refused=True)
-            if answer != b"S":
-                # 'E' (an ErrorResponse from a very old or hostile server) or
-                # anything else, possibly with extra bytes: its text is not
-                # trustworthy and is not shown.
-                raise SSLNegotiationError(
-                    "the server sent an invalid reply to the TLS request")
-            tls = await loop.start_tls(
-                raw, negotiator, ssl_context,  # type: ignore[arg-type]
-                server_hostname=server_hostname or address[0])
+                if not plaintext_on_refusal:
+                    raise SSLNegotiationError("the server does not support TLS", refused=True)
+                use_tls = False
+        if use_tls:
+            try:
+                tls = await loop.start_tls(
+                    raw, negotiator, ssl_context,  # type: ignore[arg-type]
+                    server_hostname=server_hostname or address[0])
+            except (OSError, EOFError):
+                if negotiator.extra_data:
+                    raise SSLNegotiationError(_UNENCRYPTED_AFTER_S) from None
+                raise
             if tls is None:
                 raise SSLNegotiationError("TLS handshake did not complete")
             transport = tls
@@ -252,6 +279,38 @@ async def open_stream(
             negotiator.answer.cancel()  # nobody will read it any more
         raw.abort()
         raise
+
+
+def _bad_answer_text(answer: bytes) -> str:
+    # Nothing of what the server sent is quoted: it is unauthenticated.
+    if answer[:1] == b"S":
+        return _UNENCRYPTED_AFTER_S
+    if answer[:1] == b"N":
+        return "received unencrypted data after the server refused TLS"
+    if answer[:1] == b"E":
+        # CVE-2024-10977: the error text could come from anyone on the path.
+        return "server sent an error response during SSL exchange"
+    return "received invalid response to SSL negotiation"
+
+
+async def _open_direct_tls(
+    loop: asyncio.AbstractEventLoop,
+    address: tuple[str, int],
+    ssl_context: ssl_module.SSLContext,
+    server_hostname: str | None,
+    protocol_factory: Callable[[], asyncio.Protocol],
+) -> tuple[asyncio.Transport, asyncio.Protocol, bool]:
+    """TLS from the first byte (sslnegotiation=direct), ALPN required."""
+    try:
+        transport, protocol = await loop.create_connection(
+            protocol_factory, address[0], address[1], ssl=ssl_context,
+            server_hostname=server_hostname or address[0])
+    except (ConnectionResetError, ssl_module.SSLEOFError, ssl_module.SSLZeroReturnError) as exc:
+        # A server older than 17 reads the ClientHello as a broken startup
+        # packet and hangs up: say so rather than "connection reset".
+        raise ConnectionResetError(_DIRECT_TLS_CLOSED) from exc
+    _check_alpn(transport)
+    return transport, protocol, True  # type: ignore[return-value]
 
 
 def _check_alpn(transport: Any) -> None:

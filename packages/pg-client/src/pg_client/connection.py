@@ -839,35 +839,57 @@ class Connection(metaclass=ConnectionMeta):
         self._check_query(query)
         started = time.monotonic()
         exc: BaseException | None = None
+        # _operation() inlined: this is the path of every fetch*/execute.
+        self._check_open()
+        if self._busy:
+            raise InterfaceError(
+                "cannot perform operation: another operation is in progress")
+        self._busy = True
         try:
-            async with self._operation(timeout) as deadline:
-                for attempt in (0, 1):
+            if timeout is None and self._config.command_timeout is None:
+                deadline = None
+            else:
+                deadline = self._deadline(timeout)
+            if self._drain_task is not None:
+                await self._wait_drained(deadline)
+                self._check_open()
+            for attempt in (0, 1):
+                # The cache hit inline (the common case); misses, expiry and
+                # everything else in _get_statement().
+                key = (query, record_class or self._record_class, ignore_custom_codec)
+                stmt = self._stmt_cache.get(key)
+                lifetime = self._config.max_cached_statement_lifetime
+                if stmt is None or (lifetime and started - stmt.prepared_at > lifetime):
                     stmt = await self._get_statement(
                         query, deadline, record_class=record_class,
                         ignore_custom_codec=ignore_custom_codec)
-                    try:
-                        return await self._bind_execute(stmt, args, limit, deadline)
-                    except exceptions.OutdatedSchemaCacheError:
-                        # asyncpg raises it once and forgets the types, so
-                        # the next call introspects the new shape.
-                        self._codecs.reset_introspected()
-                        self._clear_statements()
-                        self._cache_dropped("types")
+                else:
+                    self._stmt_cache.move_to_end(key)
+                try:
+                    return await self._bind_execute(stmt, args, limit, deadline)
+                except exceptions.OutdatedSchemaCacheError:
+                    # asyncpg raises it once and forgets the types, so
+                    # the next call introspects the new shape.
+                    self._codecs.reset_introspected()
+                    self._clear_statements()
+                    self._cache_dropped("types")
+                    raise
+                except exceptions.InvalidCachedStatementError:
+                    # The schema changed under a cached statement: outside a
+                    # transaction, prepare it again once, as asyncpg does.
+                    self._drop_statement(stmt)
+                    self._clear_statements()
+                    self._cache_dropped("statements")
+                    if attempt or self.is_in_transaction():
                         raise
-                    except exceptions.InvalidCachedStatementError:
-                        # The schema changed under a cached statement: outside a
-                        # transaction, prepare it again once, as asyncpg does.
-                        self._drop_statement(stmt)
-                        self._clear_statements()
-                        self._cache_dropped("statements")
-                        if attempt or self.is_in_transaction():
-                            raise
-                raise AssertionError("unreachable")
+            raise AssertionError("unreachable")
         except BaseException as e:
             exc = e
             raise
         finally:
-            self._log_query(query, args, timeout, started, exc)
+            self._busy = False
+            if self._query_loggers:
+                self._log_query(query, args, timeout, started, exc)
 
     async def _bind_execute(self, stmt: _Statement, args: Sequence[Any], limit: int,
                             deadline: float | None, portal: str = "") -> Any:
