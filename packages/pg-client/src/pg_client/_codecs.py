@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pg_codecs import (
     CodecRegistry,
+    CompositeSizeError,
     ParameterCountError,
     ParameterEncodeError,
     Record,
@@ -71,19 +72,45 @@ def arg_count_error(expected: int, passed: int) -> exceptions.InterfaceError:
         f"for this query, {passed} {'were' if passed != 1 else 'was'} passed", hint=hint)
 
 
-def param_error(exc: BaseException) -> BaseException:
-    """The asyncpg exception for an argument the codecs refused."""
+def param_error(exc: BaseException, element: int | None = None) -> BaseException:
+    """The asyncpg exception for an argument the codecs refused.
+
+    :param element: Index of the argument tuple in an executemany() batch.
+    """
     if isinstance(exc, ParameterCountError):
         return arg_count_error(exc.expected, exc.passed)
     if isinstance(exc, ParameterEncodeError):
+        cause = exc.__cause__
+        if isinstance(cause, CompositeSizeError):
+            # What the server would say; asyncpg raises this class too.
+            err: BaseException = exceptions.DatatypeMismatchError(
+                f"wrong number of columns: {cause.got}, expected {cause.expected}")
+            err.__cause__ = cause
+            return err
         value = repr(exc.value)
         if len(value) > 60:
             value = value[:57] + "..."
-        err = exceptions.DataError(
-            f"invalid input for query argument ${exc.position + 1}: {value} ({exc.reason})")
-        err.__cause__ = exc
+        where = f"${exc.position + 1}"
+        if element is not None:
+            where += f" in element #{element} of executemany() sequence"
+        err = exceptions.DataError(f"invalid input for query argument {where}: {value} "
+                                   f"({exc.reason})")
+        err.__cause__ = cause if cause is not None else exc
         return err
     return exc
+
+
+def _unsupported(exc: UnsupportedCodecError) -> exceptions.UnsupportedClientFeatureError:
+    hint = None
+    if "tuple" in str(exc) and "composite" in str(exc):
+        hint = ("Composite types take set_type_codec(..., format='tuple'): the encoder "
+                "returns and the decoder receives a tuple of the attribute values.")
+    message, detail = str(exc), None
+    head, sep, tail = message.rpartition(" (")
+    if sep and tail.endswith(")") and tail.startswith(("attribute type", "subtype")):
+        # asyncpg's message, with which element is to blame as the detail.
+        message, detail = head, tail[:-1]
+    return exceptions.UnsupportedClientFeatureError(message, hint=hint, detail=detail)
 
 
 class ConnectionCodecs:
@@ -96,7 +123,10 @@ class ConnectionCodecs:
         self._described: dict[int, Any] = {}
 
     def missing(self, type_oids: Iterable[int]) -> set[int]:
-        return set(self.registry.unknown_oids(type_oids))
+        try:
+            return set(self.registry.unknown_oids(type_oids))
+        except UnsupportedCodecError as exc:
+            raise _unsupported(exc) from None
 
     def add_types(self, infos: Iterable[Any]) -> None:
         rows = []
@@ -117,13 +147,18 @@ class ConnectionCodecs:
         try:
             stmt.encoder = registry.plan_param_encoder(
                 stmt.param_oids, ignore_custom_codec=ignore_custom_codec)
+        except UnsupportedCodecError as exc:
+            raise _unsupported(exc) from None
         except ValueError as exc:  # more parameters than Bind can carry
             raise exceptions.InterfaceError(str(exc)) from None
         if stmt.fields is not None:
             # Also for zero columns: "SELECT" returns rows without fields.
-            decoder = registry.plan_row_decoder(
-                [f[3] for f in stmt.fields], [f[0] for f in stmt.fields], record_class,
-                ignore_custom_codec=ignore_custom_codec)
+            try:
+                decoder = registry.plan_row_decoder(
+                    [f[3] for f in stmt.fields], [f[0] for f in stmt.fields], record_class,
+                    ignore_custom_codec=ignore_custom_codec)
+            except UnsupportedCodecError as exc:
+                raise _unsupported(exc) from None
             stmt.decoder = decoder
             stmt.result_formats = decoder
         else:
@@ -153,17 +188,26 @@ class ConnectionCodecs:
                 hint="Set the codec on the base type.",
                 detail="PostgreSQL does not distinguish domains from their base types "
                        "in query results at the protocol level.")
-        kind: Literal["scalar", "composite"] = "composite" if info.kind == "c" else "scalar"
+        if format not in ("text", "binary", "tuple"):
+            raise exceptions.InterfaceError(
+                f"invalid `format` argument, expected 'text', 'binary' or 'tuple', "
+                f"got {format!r}")
         if info.elemtype:
             raise exceptions.UnsupportedClientFeatureError(
-                "custom codecs on array types are not supported")
+                f"cannot use custom codec on array type {info.schema}.{info.name}")
+        # The registry refuses kinds other than scalar and composite (ranges,
+        # multiranges, pseudo-types), with asyncpg's message.
+        kind: Any = {"c": "composite", "b": "scalar", "e": "scalar"}.get(
+            info.kind, _KINDS.get(info.kind, info.kind))
         try:
             self.registry.set_type_codec(
                 info.oid, info.name, info.schema, kind, encoder, decoder,
                 format,  # type: ignore[arg-type]  # validated by the registry
                 typeinfos=())
         except UnsupportedCodecError as exc:
-            raise exceptions.UnsupportedClientFeatureError(str(exc)) from None
+            if "neither a scalar type nor a composite" in str(exc):
+                raise exceptions.InterfaceError(str(exc)) from None
+            raise _unsupported(exc) from None
         except ValueError as exc:
             raise exceptions.InterfaceError(str(exc)) from None
 

@@ -429,6 +429,7 @@ class Connection(metaclass=ConnectionMeta):
         :param callback: ``callback(connection, pid, channel, payload)``; may be
             a coroutine function.
         """
+        _check_callback(callback)
         self._check_open()
         callbacks = self._listeners.get(channel)
         if callbacks is None:
@@ -451,6 +452,7 @@ class Connection(metaclass=ConnectionMeta):
 
     def add_log_listener(self, callback: Callable[..., Any]) -> None:
         """Call ``callback(connection, message)`` for each server notice or warning."""
+        _check_callback(callback)
         if self.is_closed():
             raise InterfaceError("connection is closed")
         self._log_listeners.append(callback)
@@ -462,6 +464,7 @@ class Connection(metaclass=ConnectionMeta):
 
     def add_termination_listener(self, callback: Callable[..., Any]) -> None:
         """Call ``callback(connection)`` once when the connection closes."""
+        _check_callback(callback)
         self._termination_listeners.append(callback)
 
     def remove_termination_listener(self, callback: Callable[..., Any]) -> None:
@@ -471,6 +474,7 @@ class Connection(metaclass=ConnectionMeta):
 
     def add_query_logger(self, callback: Callable[..., Any]) -> None:
         """Call ``callback(LoggedQuery)`` after each query this connection runs."""
+        _check_callback(callback)
         self._query_loggers.append(callback)
 
     def remove_query_logger(self, callback: Callable[..., Any]) -> None:
@@ -717,8 +721,19 @@ class Connection(metaclass=ConnectionMeta):
         mark = len(out)
         flushed = False
         try:
-            for row_args in args:
-                self._write_bind(out, stmt, "", row_args)
+            for element, row_args in enumerate(args):
+                try:
+                    self._write_bind(out, stmt, "", row_args)
+                except exceptions.DataError as exc:
+                    cause = exc.__cause__
+                    if isinstance(cause, codecs.ParameterEncodeError) or (
+                            exc.__context__ is not None and isinstance(
+                                exc.__context__, codecs.ParameterEncodeError)):
+                        raise codecs.param_error(
+                            exc.__context__ if isinstance(
+                                exc.__context__, codecs.ParameterEncodeError) else cause,
+                            element) from cause
+                    raise
                 _wire.write_execute(out, "", 0)
                 if len(out) > 1 << 20:
                     # Keep memory flat for millions of rows: send as we go.
@@ -788,8 +803,19 @@ class Connection(metaclass=ConnectionMeta):
         self._write_pending_closes()
         mark = len(out)
         try:
-            for row_args in args:
-                self._write_bind(out, stmt, "", row_args)
+            for element, row_args in enumerate(args):
+                try:
+                    self._write_bind(out, stmt, "", row_args)
+                except exceptions.DataError as exc:
+                    cause = exc.__cause__
+                    if isinstance(cause, codecs.ParameterEncodeError) or (
+                            exc.__context__ is not None and isinstance(
+                                exc.__context__, codecs.ParameterEncodeError)):
+                        raise codecs.param_error(
+                            exc.__context__ if isinstance(
+                                exc.__context__, codecs.ParameterEncodeError) else cause,
+                            element) from cause
+                    raise
                 _wire.write_execute(out, "", 0)
         except BaseException:
             out.rewind(mark)
@@ -1309,6 +1335,12 @@ class Connection(metaclass=ConnectionMeta):
         self._codecs.reset_introspected()
         self._clear_statements()
         self._cache_dropped("types")
+
+
+def _check_callback(callback: object) -> None:
+    if not callable(callback):
+        raise InterfaceError(
+            f"expected a callable or an `async def` function, got {callback!r}")
 
 
 def _weak_callback(ref: weakref.ref[Connection], name: str) -> Callable[..., None]:

@@ -25,6 +25,11 @@ class SchemaMismatchError(DecodeError):
         position: int | None = None,
     ) -> None: ...
 
+class CompositeSizeError(ValueError):
+    """A composite value has more or fewer items than the type has attributes."""
+    expected: int
+    got: int
+    def __init__(self, message: str, *, expected: int, got: int) -> None: ...
 class ParameterCountError(ValueError):
     """The number of arguments is not the number of parameters of the statement."""
 

@@ -152,6 +152,19 @@ class SchemaMismatchError(_DecodeError):
         self.position = position
 
 
+class CompositeSizeError(ValueError):
+    """A composite value has more or fewer items than the type has attributes.
+
+    :ivar expected: Attributes of the composite type.
+    :ivar got: Items in the value.
+    """
+
+    def __init__(self, message, *, expected, got):
+        super().__init__(message)
+        self.expected = expected
+        self.got = got
+
+
 class ParameterCountError(ValueError):
     """The number of arguments is not the number of parameters of the statement.
 
@@ -1099,8 +1112,9 @@ cdef int _composite_encode(Codec codec, CodecContext ctx, WriteBuffer buf, objec
     else:
         values = list(obj)
         if len(values) != n:
-            raise ValueError(
-                f"composite type {codec.name} has {n} attributes, got {len(values)} values")
+            raise CompositeSizeError(
+                f"composite type {codec.name} has {n} attributes, got {len(values)} values",
+                expected=n, got=len(values))
     try:
         slot = buf.reserve_int32()
         buf.write_int32(<int32_t>n)
