@@ -722,18 +722,7 @@ class Connection(metaclass=ConnectionMeta):
         flushed = False
         try:
             for element, row_args in enumerate(args):
-                try:
-                    self._write_bind(out, stmt, "", row_args)
-                except exceptions.DataError as exc:
-                    cause = exc.__cause__
-                    if isinstance(cause, codecs.ParameterEncodeError) or (
-                            exc.__context__ is not None and isinstance(
-                                exc.__context__, codecs.ParameterEncodeError)):
-                        raise codecs.param_error(
-                            exc.__context__ if isinstance(
-                                exc.__context__, codecs.ParameterEncodeError) else cause,
-                            element) from cause
-                    raise
+                self._write_bind(out, stmt, "", row_args, element)
                 _wire.write_execute(out, "", 0)
                 if len(out) > 1 << 20:
                     # Keep memory flat for millions of rows: send as we go.
@@ -804,18 +793,7 @@ class Connection(metaclass=ConnectionMeta):
         mark = len(out)
         try:
             for element, row_args in enumerate(args):
-                try:
-                    self._write_bind(out, stmt, "", row_args)
-                except exceptions.DataError as exc:
-                    cause = exc.__cause__
-                    if isinstance(cause, codecs.ParameterEncodeError) or (
-                            exc.__context__ is not None and isinstance(
-                                exc.__context__, codecs.ParameterEncodeError)):
-                        raise codecs.param_error(
-                            exc.__context__ if isinstance(
-                                exc.__context__, codecs.ParameterEncodeError) else cause,
-                            element) from cause
-                    raise
+                self._write_bind(out, stmt, "", row_args, element)
                 _wire.write_execute(out, "", 0)
         except BaseException:
             out.rewind(mark)
@@ -934,7 +912,7 @@ class Connection(metaclass=ConnectionMeta):
         return await self._wait(op, deadline)
 
     def _write_bind(self, out: WriteBuffer, stmt: _Statement, portal: str,
-                    args: Sequence[Any]) -> None:
+                    args: Sequence[Any], element: int | None = None) -> None:
         if stmt.closed:
             raise InterfaceError("cannot use a prepared statement that was closed")
         if len(args) != len(stmt.param_oids):
@@ -944,7 +922,7 @@ class Connection(metaclass=ConnectionMeta):
         try:
             _wire.write_bind(out, portal, stmt.name, stmt.encoder, args, stmt.result_formats)
         except (codecs.ParameterEncodeError, codecs.ParameterCountError) as exc:
-            raise codecs.param_error(exc) from exc.__cause__
+            raise codecs.param_error(exc, element) from exc.__cause__
 
     # -- statements -------------------------------------------------------------------
     def _write_pending_closes(self) -> None:
