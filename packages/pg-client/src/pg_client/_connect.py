@@ -122,6 +122,12 @@ class _StartupOp(_protocol.StartupOp):
                 f"min_protocol_version was set to 3.{self.min_minor}")
         self.negotiated_minor = minor
 
+    def on_error(self, core: Any, exc: Any) -> None:
+        # An ErrorResponse during startup is always the end (FATAL): report
+        # it now, whether or not the server closes the socket promptly.
+        super().on_error(core, exc)
+        self.fail(exc)
+
     def finish(self, core: Any) -> None:
         if self.error is None and not self.auth.ok_received:
             # ReadyForQuery without AuthenticationOk: the server (or someone
@@ -244,10 +250,12 @@ def _refused_before_auth(exc: BaseException, info: _AttemptInfo) -> bool:
 
     The server refused before AuthenticationOk (pg_hba.conf has no line for
     this transport, or it hung up); asyncpg 0.32 and libpq retry then. A
-    refusal decided by the client (require_auth, channel_binding) is final.
+    refusal decided by the client (require_auth, channel_binding) is final,
+    and 57P03 (starting up, shutting down) passes the turn to the next host
+    instead, as in asyncpg.
     """
     return (isinstance(exc, exceptions.PostgresError)
-            and not isinstance(exc, AuthenticationFailed)
+            and not isinstance(exc, (AuthenticationFailed, exceptions.CannotConnectNowError))
             and not info.auth_ok)
 
 

@@ -91,7 +91,7 @@ class Operation:
 
     __slots__ = (
         "waiter", "error", "abandoned", "query", "rows", "row_decoder",
-        "status", "sent", "on_done",
+        "status", "sent", "on_done", "copy_chunks",
     )
 
     def __init__(self, waiter: Any, query: str | None = None) -> None:
@@ -104,6 +104,8 @@ class Operation:
         self.status: str | None = None
         self.sent = False
         self.on_done: Callable[[Operation], None] | None = None
+        # A list while the operation takes CopyData in bulk (COPY OUT).
+        self.copy_chunks: list[bytes] | None = None
 
     # Messages every extended-protocol request may see.
     def on_message(self, core: ProtocolCore, tag: int, payload: bytes) -> None:
@@ -199,6 +201,8 @@ class ProtocolCore:
                     except Exception as exc:
                         self._row_decode_failed(op, exc)
                         continue
+                elif op.copy_chunks is not None and reader.read_copy_data(op.copy_chunks):
+                    op.copy_data_arrived()  # type: ignore[attr-defined]
             msg = reader.read_message()
             if msg is None:
                 return
@@ -474,23 +478,37 @@ class CopyOutOp(Operation):
     draining task and pauses reading when too much is buffered).
     """
 
-    __slots__ = ("chunks", "buffered", "on_data", "started")
+    __slots__ = ("on_data", "started")
 
     def __init__(self, waiter: Any, query: str, on_data: Callable[[], None]) -> None:
         super().__init__(waiter, query)
-        self.chunks: collections.deque[bytes] = collections.deque()
-        self.buffered = 0
         self.on_data = on_data
         self.started = False
 
+    def take_chunks(self) -> list[bytes]:
+        """The CopyData payloads received so far (the caller drains them)."""
+        chunks = self.copy_chunks
+        if not chunks:
+            return []
+        self.copy_chunks = []
+        return chunks
+
+    def copy_data_arrived(self) -> None:
+        if self.abandoned:
+            self.copy_chunks = []
+        else:
+            self.on_data()
+
     def on_message(self, core: ProtocolCore, tag: int, payload: bytes) -> None:
         if tag == _COPY_DATA:
-            if not self.abandoned:
-                self.chunks.append(payload)
-                self.buffered += len(payload)
+            # The bulk path in data_received() takes CopyData once
+            # CopyOutResponse has arrived; this is a stray one before it.
+            if self.copy_chunks is not None and not self.abandoned:
+                self.copy_chunks.append(payload)
                 self.on_data()
         elif tag == _COPY_OUT:
             self.started = True
+            self.copy_chunks = []
         elif tag == _COPY_DONE:
             pass
         elif tag == _COMMAND_COMPLETE:

@@ -299,9 +299,9 @@ class Connection(metaclass=ConnectionMeta):
 
     def _abandon(self, op: _protocol.Operation) -> None:
         """Give up on *op*: cancel it server-side, drain its reply in the background."""
+        _discard(op)
         if op not in self._core.pending:
             return
-        op.abandoned = True
         if self._drain_task is None or self._drain_task.done():
             self._drain_task = self._loop.create_task(self._cancel_and_drain(op))
 
@@ -1171,8 +1171,8 @@ class Connection(metaclass=ConnectionMeta):
                     wake.set()
                     # Backpressure only while someone drains the chunks: an
                     # abandoned or finished copy must never leave reading off.
-                    if (op.buffered > 4 * 1024 * 1024 and not op.abandoned
-                            and not op.waiter.done()):
+                    if (not op.abandoned and not op.waiter.done()
+                            and len(op.copy_chunks or ()) > 4096):
                         proto.pause_reading()
 
                 op = _protocol.CopyOutOp(proto.new_waiter(), sql, on_data)
@@ -1181,22 +1181,24 @@ class Connection(metaclass=ConnectionMeta):
                 self._send(op)
                 try:
                     while True:
-                        while op.chunks:
-                            chunk = op.chunks.popleft()
-                            op.buffered -= len(chunk)
-                            await _copy.with_deadline(sink(chunk), self, deadline)
-                        if op.buffered < 1024 * 1024:
-                            proto.resume_reading()
+                        chunks = op.take_chunks()
+                        if chunks:
+                            # One sink call per batch of CopyData messages,
+                            # not one per row.
+                            data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                            await _copy.with_deadline(sink(data), self, deadline)
+                            continue
+                        # Everything received so far is consumed: read on.
+                        proto.resume_reading()
                         if op.waiter.done():
                             break
                         wake.clear()
-                        if op.chunks:
+                        if op.copy_chunks:
                             continue
                         await _copy.with_deadline(wake.wait(), self, deadline)
                 except BaseException:
                     self._abandon(op)
-                    op.chunks.clear()
-                    op.buffered = 0
+                    op.copy_chunks = []
                     proto.resume_reading()
                     raise
                 proto.resume_reading()
@@ -1237,7 +1239,9 @@ class Connection(metaclass=ConnectionMeta):
             except BaseException as exc:
                 # The source failed, or we were cancelled / timed out: abort
                 # the COPY so nothing is inserted, and let the server confirm.
-                if not proto.lost and op in self._core.pending:
+                if proto.lost or op not in self._core.pending:
+                    _discard(op)
+                else:
                     _wire.write_copy_fail(out, f"COPY aborted by the client: {type(exc).__name__}")
                     proto.flush()
                     op.abandoned = isinstance(exc, (asyncio.CancelledError, asyncio.TimeoutError))
@@ -1313,6 +1317,14 @@ class Connection(metaclass=ConnectionMeta):
         self._codecs.reset_introspected()
         self._clear_statements()
         self._cache_dropped("types")
+
+
+def _discard(op: _protocol.Operation) -> None:
+    """Nobody will await *op*'s waiter: keep its outcome from being logged."""
+    op.abandoned = True
+    waiter = op.waiter
+    if waiter is not None and waiter.done() and not waiter.cancelled():
+        waiter.exception()
 
 
 def _check_callback(callback: object) -> None:
