@@ -4,12 +4,13 @@ A pool hands the same Connection to many holders in turn. Objects a holder
 made (a PreparedStatement, a Cursor, a Transaction) must stop working when
 the connection goes back to the pool, as in asyncpg: each records the
 connection's *generation* when made, and the connection moves to a new
-generation on release (``Connection.invalidate_resources()``).
+generation when a pool takes it back (``Connection.detach_proxy()``).
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -40,7 +41,19 @@ class ConnectionResource:
 
 
 def guarded(meth: F) -> F:
-    """Check the connection is still this resource's before running *meth*."""
+    """Check the connection is still this resource's before running *meth*.
+
+    A coroutine function stays one (``inspect.iscoroutinefunction`` is true
+    for the wrapper too).
+    """
+    if inspect.iscoroutinefunction(meth):
+
+        @functools.wraps(meth)
+        async def async_wrapper(self: ConnectionResource, *args: Any, **kwargs: Any) -> Any:
+            self._check_conn_validity(meth.__name__)
+            return await meth(self, *args, **kwargs)
+
+        return async_wrapper  # type: ignore[return-value]
 
     @functools.wraps(meth)
     def wrapper(self: ConnectionResource, *args: Any, **kwargs: Any) -> Any:

@@ -1410,8 +1410,15 @@ async def connect(
     :param host: Host name, IP address, Unix socket directory, or a list of
         them (tried in order).
     :param port: Port, or one port per host.
+    :param user: Role to log in as (default: ``PGUSER``, else the OS user).
     :param password: A str, or a callable (sync or async) called for each
         connection attempt. Default: ``PGPASSWORD``, then the password file.
+    :param passfile: Password file (default: ``PGPASSFILE``, else ``~/.pgpass``).
+    :param service: Name of a section of the connection service file.
+    :param servicefile: The service file (default: ``PGSERVICEFILE``, else
+        ``~/.pg_service.conf``).
+    :param database: Database name (default: ``PGDATABASE``, else the user).
+    :param loop: Accepted for asyncpg compatibility; the running loop is used.
     :param timeout: Seconds for the whole connection attempt, all hosts.
     :param statement_cache_size: Prepared statements kept per connection
         (0 disables the cache).
@@ -1431,6 +1438,8 @@ async def connect(
     :param server_settings: Run-time parameters sent at startup.
     :param target_session_attrs: ``any``, ``primary``, ``standby``,
         ``prefer-standby``, ``read-write`` or ``read-only``.
+    :param krbsrvname: Kerberos service name (GSSAPI is not supported yet).
+    :param gsslib: ``gssapi`` or ``sspi`` (GSSAPI is not supported yet).
     :param channel_binding: ``disable``, ``prefer`` or ``require`` SCRAM
         channel binding (beyond asyncpg).
     :param require_auth: libpq's ``require_auth`` list, checked before any
