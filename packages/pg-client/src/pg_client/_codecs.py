@@ -9,7 +9,6 @@ parameter; InterfaceError for a wrong argument count).
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -229,8 +228,8 @@ class ConnectionCodecs:
         self._described.clear()
         self.registry.clear_type_cache()
 
-    def copy_encoder(self, stmt: Any) -> Callable[[bytearray, Sequence[Any]], None]:
-        """A function appending one binary COPY tuple per record."""
+    def copy_encoder(self, stmt: Any) -> Any:
+        """The ParamEncoder that writes binary COPY tuples for *stmt*'s columns."""
         if not stmt.fields:
             raise exceptions.InterfaceError("the table has no columns to copy into")
         type_oids = [f[3] for f in stmt.fields]
@@ -240,16 +239,4 @@ class ConnectionCodecs:
             raise exceptions.InternalClientError(
                 "no binary codec for some columns of the target table; "
                 f"binary COPY needs one for every column ({', '.join(names)})")
-        unpack = struct.unpack_from
-
-        def encode(out: bytearray, record: Sequence[Any]) -> None:
-            try:
-                data = encoder.encode(record)
-            except (ParameterEncodeError, ParameterCountError) as exc:
-                raise param_error(exc) from None
-            # A Bind parameter section is the format codes, then the count and
-            # the values: the latter half is exactly a binary COPY tuple.
-            (nformats,) = unpack("!h", data, 0)
-            out += memoryview(data)[2 + 2 * nformats:]
-
-        return encode
+        return encoder

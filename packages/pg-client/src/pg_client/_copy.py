@@ -160,23 +160,36 @@ def source_chunks(source: Any) -> AsyncIterator[bytes]:
 async def binary_record_chunks(encoder: Any, records: Any) -> AsyncIterator[bytes]:
     """A binary COPY stream of *records* (an iterable or async iterable).
 
-    *encoder* appends one binary COPY tuple per record to a bytearray.
+    *encoder* is the target columns' pg-codecs ParamEncoder: it writes the
+    tuples straight into a WriteBuffer, a whole chunk per call for a plain
+    iterable.
     """
-    buf = bytearray(_BINARY_HEADER)
-    if hasattr(records, "__aiter__"):
-        async for record in records:
-            encoder(buf, record)
-            if len(buf) >= _CHUNK:
-                yield bytes(buf)
-                buf.clear()
-    else:
-        for record in records:
-            encoder(buf, record)
-            if len(buf) >= _CHUNK:
-                yield bytes(buf)
-                buf.clear()
-    buf += _BINARY_TRAILER
-    yield bytes(buf)
+    from pg_codecs import ParameterCountError, ParameterEncodeError, WriteBuffer
+
+    from ._codecs import param_error
+
+    yield _BINARY_HEADER
+    try:
+        if hasattr(records, "__aiter__"):
+            buf = WriteBuffer()
+            async for record in records:
+                encoder.write_copy_record(buf, record)
+                if len(buf) >= _CHUNK:
+                    yield buf.take()
+            if len(buf):
+                yield buf.take()
+        else:
+            iterator = iter(records)
+            while True:
+                buf = WriteBuffer()
+                done = encoder.write_copy_records(buf, iterator, _CHUNK)
+                if len(buf):
+                    yield buf.take()
+                if done:
+                    break
+    except (ParameterEncodeError, ParameterCountError) as exc:
+        raise param_error(exc) from exc.__cause__
+    yield _BINARY_TRAILER
 
 
 # -- sinks (COPY TO STDOUT) -----------------------------------------------------------

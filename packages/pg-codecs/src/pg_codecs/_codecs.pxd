@@ -158,3 +158,6 @@ cdef class ParamEncoder:
     # codes and the codes, int16 parameter count, then each value (int32
     # length, -1 for None, and its bytes). On error nothing is left written.
     cdef int encode_params(self, WriteBuffer buf, object args) except -1
+    cdef int _encode_values(self, WriteBuffer buf, object args, Py_ssize_t start) except -1
+    # One binary COPY tuple: int16 count, then the values as above.
+    cdef int encode_copy_row(self, WriteBuffer buf, object record) except -1

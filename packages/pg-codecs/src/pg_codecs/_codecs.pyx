@@ -2111,9 +2111,6 @@ cdef class ParamEncoder:
         cdef Py_ssize_t i, n = self._nparams
         cdef Py_ssize_t nargs
         cdef Py_ssize_t start = buf.length()
-        cdef Codec codec
-        cdef encode_func f
-        cdef CodecContext ctx = self._ctx
         if not (PyTuple_Check(args) or isinstance(args, list)):
             # asyncpg's rule (a sequence), minus strings and bytes.
             if _is_trivial_container(args) or not PySequence_Check(args):
@@ -2133,6 +2130,16 @@ cdef class ParamEncoder:
             for i in range(n):
                 buf.write_int16(<int16_t>(<Codec>self._codecs[i]).format)
         buf.write_int16(<int16_t>n)
+        return self._encode_values(buf, args, start)
+
+    cdef int _encode_values(self, WriteBuffer buf, object args, Py_ssize_t start) except -1:
+        # Each value: int32 length (-1 for None) and its bytes. *args* is a
+        # tuple or list of the right length; on error the buffer goes back
+        # to *start*.
+        cdef Py_ssize_t i, n = self._nparams
+        cdef Codec codec
+        cdef encode_func f
+        cdef CodecContext ctx = self._ctx
         for i in range(n):
             arg = args[i]
             if arg is None:
@@ -2152,6 +2159,40 @@ cdef class ParamEncoder:
                 buf.truncate(start)
                 raise
         return 0
+
+    cdef int encode_copy_row(self, WriteBuffer buf, object record) except -1:
+        cdef Py_ssize_t start = buf.length()
+        cdef Py_ssize_t n = self._nparams
+        if not self._all_binary:
+            raise UnsupportedCodecError(
+                "binary COPY needs a binary codec for every column")
+        if not (PyTuple_Check(record) or isinstance(record, list)):
+            if _is_trivial_container(record) or not PySequence_Check(record):
+                raise TypeError(f"expected a sequence of column values, got "
+                                f"{type(record).__name__}")
+            record = tuple(record)
+        if len(record) != n:
+            raise ParameterCountError(n, len(record))
+        buf.write_int16(<int16_t>n)
+        return self._encode_values(buf, record, start)
+
+    def write_copy_records(self, WriteBuffer buf, records, Py_ssize_t max_bytes):
+        """Append binary COPY tuples for items of the iterator *records* to *buf*.
+
+        Stops once *buf* holds at least *max_bytes* bytes.
+
+        :return: True when *records* is exhausted.
+        """
+        cdef object record
+        for record in records:
+            self.encode_copy_row(buf, record)
+            if buf.length() >= max_bytes:
+                return False
+        return True
+
+    def write_copy_record(self, WriteBuffer buf, record):
+        """Append one binary COPY tuple (int16 count, then the values) to *buf*."""
+        self.encode_copy_row(buf, record)
 
     def encode(self, args):
         """Return the parameter section of a Bind message for *args*, as bytes.
