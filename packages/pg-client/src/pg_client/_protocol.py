@@ -104,8 +104,8 @@ class Operation:
         self.status: str | None = None
         self.sent = False
         self.on_done: Callable[[Operation], None] | None = None
-        # A list while the operation takes CopyData in bulk (COPY OUT).
-        self.copy_chunks: list[bytes] | None = None
+        # A bytearray while the operation takes CopyData in bulk (COPY OUT).
+        self.copy_chunks: bytearray | None = None
 
     # Messages every extended-protocol request may see.
     def on_message(self, core: ProtocolCore, tag: int, payload: bytes) -> None:
@@ -201,7 +201,7 @@ class ProtocolCore:
                     except Exception as exc:
                         self._row_decode_failed(op, exc)
                         continue
-                elif op.copy_chunks is not None and reader.read_copy_data(op.copy_chunks):
+                elif op.copy_chunks is not None and reader.read_copy_data_into(op.copy_chunks):
                     op.copy_data_arrived()  # type: ignore[attr-defined]
             msg = reader.read_message()
             if msg is None:
@@ -485,17 +485,17 @@ class CopyOutOp(Operation):
         self.on_data = on_data
         self.started = False
 
-    def take_chunks(self) -> list[bytes]:
-        """The CopyData payloads received so far (the caller drains them)."""
-        chunks = self.copy_chunks
-        if not chunks:
-            return []
-        self.copy_chunks = []
-        return chunks
+    def take_data(self) -> bytearray | None:
+        """The COPY data received so far, or None (the caller drains it)."""
+        data = self.copy_chunks
+        if not data:
+            return None
+        self.copy_chunks = bytearray()
+        return data
 
     def copy_data_arrived(self) -> None:
         if self.abandoned:
-            self.copy_chunks = []
+            self.copy_chunks = bytearray()
         else:
             self.on_data()
 
@@ -504,11 +504,11 @@ class CopyOutOp(Operation):
             # The bulk path in data_received() takes CopyData once
             # CopyOutResponse has arrived; this is a stray one before it.
             if self.copy_chunks is not None and not self.abandoned:
-                self.copy_chunks.append(payload)
+                self.copy_chunks += payload
                 self.on_data()
         elif tag == _COPY_OUT:
             self.started = True
-            self.copy_chunks = []
+            self.copy_chunks = bytearray()
         elif tag == _COPY_DONE:
             pass
         elif tag == _COMMAND_COMPLETE:

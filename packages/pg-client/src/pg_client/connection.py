@@ -1172,7 +1172,7 @@ class Connection(metaclass=ConnectionMeta):
                     # Backpressure only while someone drains the chunks: an
                     # abandoned or finished copy must never leave reading off.
                     if (not op.abandoned and not op.waiter.done()
-                            and len(op.copy_chunks or ()) > 4096):
+                            and len(op.copy_chunks or b"") > 4 * 1024 * 1024):
                         proto.pause_reading()
 
                 op = _protocol.CopyOutOp(proto.new_waiter(), sql, on_data)
@@ -1181,11 +1181,10 @@ class Connection(metaclass=ConnectionMeta):
                 self._send(op)
                 try:
                     while True:
-                        chunks = op.take_chunks()
-                        if chunks:
+                        data = op.take_data()
+                        if data is not None:
                             # One sink call per batch of CopyData messages,
-                            # not one per row.
-                            data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                            # not one per row (a bytearray, as asyncpg gives).
                             await _copy.with_deadline(sink(data), self, deadline)
                             continue
                         # Everything received so far is consumed: read on.
@@ -1198,7 +1197,7 @@ class Connection(metaclass=ConnectionMeta):
                         await _copy.with_deadline(wake.wait(), self, deadline)
                 except BaseException:
                     self._abandon(op)
-                    op.copy_chunks = []
+                    op.copy_chunks = bytearray()
                     proto.resume_reading()
                     raise
                 proto.resume_reading()

@@ -651,6 +651,29 @@ cdef class MessageReader:
             count += 1
         return count
 
+    cpdef Py_ssize_t read_copy_data_into(self, bytearray out) except -1:
+        """Take consecutive CopyData messages, appending their data to *out*.
+
+        Like :meth:`read_copy_data`, without a ``bytes`` object per message:
+        COPY OUT sends one message per row.
+
+        :return: The number of messages taken.
+        :raises FramingError: If a CopyData header is invalid.
+        """
+        cdef Py_ssize_t count = 0
+        cdef Py_ssize_t old
+        if out is None:
+            raise TypeError("read_copy_data_into() needs a bytearray")
+        while self._peek_tag() == <unsigned char>_tags.COPY_DATA_TAG:
+            if self._take() == 0:
+                break
+            old = PyByteArray_GET_SIZE(out)
+            PyByteArray_Resize(out, old + self._payload.len)
+            memcpy(PyByteArray_AS_STRING(out) + old, self._payload.buf,
+                   <size_t>self._payload.len)
+            count += 1
+        return count
+
 
 # -- payload parsing ---------------------------------------------------------------
 #
