@@ -195,7 +195,7 @@ async def binary_record_chunks(encoder: Any, records: Any) -> AsyncIterator[byte
 # -- sinks (COPY TO STDOUT) -----------------------------------------------------------
 
 
-async def open_sink(output: Any) -> tuple[Callable[[bytes], Awaitable[Any]],
+async def open_sink(output: Any) -> tuple[Callable[[bytes | bytearray], Awaitable[Any]],
                                           Callable[[], Awaitable[None]]]:
     """An async ``write(chunk)`` for *output*, and an async ``close()``."""
     loop = asyncio.get_running_loop()
@@ -206,7 +206,7 @@ async def open_sink(output: Any) -> tuple[Callable[[bytes], Awaitable[Any]],
     if isinstance(output, (str, os.PathLike)):
         f = await loop.run_in_executor(None, open, output, "wb")
 
-        async def write_file(chunk: bytes) -> None:
+        async def write_file(chunk: bytes | bytearray) -> None:
             await loop.run_in_executor(None, f.write, chunk)
 
         async def close_file() -> None:
@@ -218,12 +218,12 @@ async def open_sink(output: Any) -> tuple[Callable[[bytes], Awaitable[Any]],
         if inspect.iscoroutinefunction(write):
             return write, nothing
 
-        async def write_sync(chunk: bytes) -> None:
+        async def write_sync(chunk: bytes | bytearray) -> None:
             await loop.run_in_executor(None, write, chunk)
 
         return write_sync, nothing
     if callable(output):
-        async def call(chunk: bytes) -> None:
+        async def call(chunk: bytes | bytearray) -> None:
             result = output(chunk)
             if inspect.isawaitable(result):
                 await result
