@@ -36,11 +36,8 @@ host's failure.
 ``target_session_attrs`` then checks the server (primary, standby,
 read-write, ...); connections that do not fit are terminated.
 
-The startup exchange runs in :class:`_StartupOp`, which adds libpq's
-startup-phase checks to the protocol core's StartupOp: NegotiateProtocolVersion
-only first and only as a downgrade within the requested range, no
-BackendKeyData before AuthenticationOk, no ReadyForQuery before
-AuthenticationOk.
+The startup exchange itself runs in the protocol core's StartupOp, which
+checks the order of the startup phase as libpq does.
 """
 
 from __future__ import annotations
@@ -70,72 +67,6 @@ def _startup_params(params: cp.ConnectionParameters) -> dict[str, str]:
 
 def _protocol_minor(version: str) -> int:
     return int(version.split(".")[1])
-
-
-class _StartupOp(_protocol.StartupOp):
-    """The protocol core's StartupOp, with libpq's startup-phase checks."""
-
-    __slots__ = ("_negotiated",)
-
-    def __init__(self, waiter: Any, auth: AuthDriver, *, min_minor: int,
-                 max_minor: int) -> None:
-        super().__init__(waiter, auth, min_minor=min_minor, max_minor=max_minor)
-        self._negotiated = False
-
-    def on_message(self, core: Any, tag: int, payload: bytes) -> None:
-        auth: AuthDriver = self.auth
-        if tag == _protocol._NEGOTIATE:
-            self._negotiate(payload)
-            return
-        if tag == _protocol._AUTH:
-            if auth.ok_received:
-                raise exceptions.ProtocolError(
-                    "the server sent an authentication request after AuthenticationOk")
-        elif tag == _protocol._KEY_DATA:
-            if not auth.ok_received:
-                raise exceptions.ProtocolError(
-                    "the server sent BackendKeyData before AuthenticationOk")
-            if core.backend_pid:
-                raise exceptions.ProtocolError("the server sent BackendKeyData twice")
-        super().on_message(core, tag, payload)
-
-    def _negotiate(self, payload: bytes) -> None:
-        # "Protocol versions": NegotiateProtocolVersion comes first, if at
-        # all, and offers the newest minor version the server supports.
-        if self._negotiated or self.auth.started:
-            raise exceptions.ProtocolError(
-                "unexpected NegotiateProtocolVersion during authentication")
-        self._negotiated = True
-        version, unrecognized = _wire.parse_negotiate_protocol_version(payload)
-        major, minor = version >> 16, version & 0xFFFF
-        if unrecognized:
-            # We send no _pq_ options, so the server can't ignore any.
-            raise exceptions.ProtocolError(
-                "the server reported protocol options the client never sent")
-        if major != 3 or minor >= self.max_minor:
-            raise exceptions.ProtocolError(
-                "received invalid protocol negotiation message: the server offered "
-                f"protocol {major}.{minor} in reply to 3.{self.max_minor}")
-        if minor < self.min_minor:
-            raise exceptions.UnsupportedServerFeatureError(
-                f"the server only supports protocol version 3.{minor}, but "
-                f"min_protocol_version was set to 3.{self.min_minor}")
-        self.negotiated_minor = minor
-
-    def on_error(self, core: Any, exc: Any) -> None:
-        # An ErrorResponse during startup is always the end (FATAL): report
-        # it now, whether or not the server closes the socket promptly.
-        super().on_error(core, exc)
-        self.fail(exc)
-
-    def finish(self, core: Any) -> None:
-        if self.error is None and not self.auth.ok_received:
-            # ReadyForQuery without AuthenticationOk: the server (or someone
-            # on the path) skipped authentication altogether.
-            self.error = exceptions.ProtocolError(
-                "the server sent ReadyForQuery before authenticating the client")
-            core.fatal_error = self.error
-        super().finish(core)
 
 
 class _AttemptInfo:
@@ -190,7 +121,7 @@ async def _attempt(loop: asyncio.AbstractEventLoop, spec: cp.HostSpec,
             channel_binding=params.channel_binding,
             server_certificate=lambda: _transport.peer_certificate(transport))
         _wire.write_startup(core.out, _startup_params(params), max_minor)
-        op = _StartupOp(loop.create_future(), auth, min_minor=min_minor,
+        op = _protocol.StartupOp(loop.create_future(), auth, min_minor=min_minor,
                         max_minor=max_minor)
         proto.send(op)
         negotiated = await op.waiter
@@ -438,6 +369,8 @@ async def connect_to_hosts(loop: asyncio.AbstractEventLoop, params: cp.Connectio
             except _NEXT_HOST_ERRORS as exc:
                 failures.append((spec, exc))
                 continue
+            except exceptions.InterfaceError:
+                raise  # configuration (TLS files, protocol range): not the host's fault
             except Exception as exc:
                 # The server refused us (authentication, no such database):
                 # that ends the attempt, as in asyncpg and libpq.

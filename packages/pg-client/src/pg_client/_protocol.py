@@ -318,12 +318,18 @@ class StartupOp(Operation):
     """StartupMessage up to the first ReadyForQuery: authentication included.
 
     *auth* is the client's authentication driver: ``auth.respond(out, code,
-    data)`` writes the answer (if any) into the output buffer, and
+    data)`` writes the answer (if any) into the output buffer,
     ``auth.check_ok()`` raises if AuthenticationOk came too early (a SCRAM
-    exchange not verified, a method require_auth forbids).
+    exchange not verified, a method require_auth forbids), and its
+    ``started`` / ``ok_received`` tell how far authentication got.
+
+    The order of the startup phase is checked as libpq does: at most one
+    NegotiateProtocolVersion, before authentication; BackendKeyData once,
+    after AuthenticationOk; no authentication request after it; and no
+    ReadyForQuery without it. An ErrorResponse ends the startup at once.
     """
 
-    __slots__ = ("auth", "negotiated_minor", "max_minor", "min_minor")
+    __slots__ = ("auth", "negotiated_minor", "max_minor", "min_minor", "_negotiated")
 
     def __init__(self, waiter: Any, auth: Any, *, min_minor: int = 0, max_minor: int = 0) -> None:
         super().__init__(waiter)
@@ -331,31 +337,69 @@ class StartupOp(Operation):
         self.min_minor = min_minor
         self.max_minor = max_minor
         self.negotiated_minor = max_minor
+        self._negotiated = False
 
     def on_message(self, core: ProtocolCore, tag: int, payload: bytes) -> None:
+        auth = self.auth
         if tag == _AUTH:
+            if auth.ok_received:
+                raise ProtocolError(
+                    "the server sent an authentication request after AuthenticationOk")
             code, data = _wire.parse_authentication(payload)
             if code == 0:
-                self.auth.check_ok()
+                auth.check_ok()
                 return
-            self.auth.respond(core.out, code, data)
+            auth.respond(core.out, code, data)
         elif tag == _KEY_DATA:
+            if not auth.ok_received:
+                raise ProtocolError("the server sent BackendKeyData before AuthenticationOk")
+            if core.backend_pid:
+                raise ProtocolError("the server sent BackendKeyData twice")
             core.backend_pid, core.backend_key = _wire.parse_backend_key_data(
                 payload, self.negotiated_minor)
         elif tag == _NEGOTIATE:
-            minor, _unknown = _wire.parse_negotiate_protocol_version(payload)
-            if minor < self.min_minor or minor > self.max_minor:
-                raise ProtocolError(
-                    f"server offers protocol 3.{minor}, outside the requested "
-                    f"range 3.{self.min_minor}..3.{self.max_minor}")
-            self.negotiated_minor = minor
+            self._negotiate(payload)
         else:
             core.unexpected(tag, self)
 
+    def _negotiate(self, payload: bytes) -> None:
+        # "Protocol versions": NegotiateProtocolVersion comes first, if at
+        # all, and carries the newest version the server supports.
+        if self._negotiated or self.auth.started:
+            raise ProtocolError("unexpected NegotiateProtocolVersion during authentication")
+        self._negotiated = True
+        version, unrecognized = _wire.parse_negotiate_protocol_version(payload)
+        major, minor = version >> 16, version & 0xFFFF
+        if unrecognized:
+            # We send no _pq_ options, so the server cannot have ignored any.
+            raise ProtocolError("the server reported protocol options the client never sent")
+        if major != 3 or minor >= self.max_minor:
+            raise ProtocolError(
+                "received invalid protocol negotiation message: the server offered "
+                f"protocol {major}.{minor} in reply to 3.{self.max_minor}")
+        if minor < self.min_minor:
+            from .exceptions import UnsupportedServerFeatureError
+
+            raise UnsupportedServerFeatureError(
+                f"the server only supports protocol version 3.{minor}, but "
+                f"min_protocol_version was set to 3.{self.min_minor}")
+        self.negotiated_minor = minor
+
     def on_error(self, core: ProtocolCore, exc: PostgresError) -> None:
-        # An error during startup ends the session: there is no ReadyForQuery.
+        # An error during startup ends the session (FATAL): report it now,
+        # whether or not the server closes the socket promptly.
         super().on_error(core, exc)
         core.fatal_error = exc
+        self.fail(exc)
+
+    def finish(self, core: ProtocolCore) -> None:
+        if self.error is None and not self.auth.ok_received:
+            # ReadyForQuery without AuthenticationOk: the server (or someone
+            # on the path) skipped authentication altogether.
+            self.error = ProtocolError(
+                "the server sent ReadyForQuery before authenticating the client")
+            core.fatal_error = self.error
+        super().finish(core)
 
     def result(self) -> Any:
         return self.negotiated_minor
