@@ -40,10 +40,16 @@ applies to the connections already open and to new ones):
     Hold each chunk for *seconds* before forwarding it.
 ``fragment(size=1, direction=BOTH)``
     Forward in writes of *size* bytes (each one flushed on its own).
-``blackhole()``
+``blackhole(which="all")``
     Stop forwarding both ways on every connection, old and new; sockets stay
     open (like a network partition: TCP keeps the bytes, nothing is lost;
-    ``passthrough()`` heals it and the held bytes flow on).
+    ``passthrough()`` heals it and the held bytes flow on). ``which="existing"``
+    holds only the connections open now (new ones pass: a silently dead
+    pooled connection); ``which="new"`` holds only connections accepted from
+    now on (the side connection of a CancelRequest, a reconnect).
+``delay_message(tag, seconds, direction, count=None)``
+    Hold the chunk that carries a message with type byte *tag* in *direction*
+    for *seconds* (the next *count* such messages, or all of them).
 ``cut_after_bytes(n, direction, how="rst")``
     After *n* bytes of a connection's stream in *direction* have been forwarded,
     close both sides: ``how="fin"`` orderly (FIN), ``"rst"`` with SO_LINGER 0.
@@ -66,6 +72,9 @@ max_delay=0.01, p_fragment=0.0)``
     forward it in 1-byte writes. Reproducible for a given seed and chunking.
 
 Counters and records:
+
+``chaos_events``
+    ``{"fin": n, "rst": n, "stall": n}``: faults the chaos mode injected.
 
 ``connections``
     Every connection seen, oldest first: ``Conn`` objects with ``c2s`` and
@@ -127,6 +136,14 @@ class _CutRule:
 
 
 @dataclass
+class _DelayRule:
+    direction: str
+    tag: bytes
+    seconds: float
+    count: int | None  # None: every such message
+
+
+@dataclass
 class Stream:
     """One direction of a proxied connection."""
 
@@ -161,6 +178,8 @@ class Conn:
         self.closed = False
         self.cut_how: str | None = None
         self.stalled_until = 0.0
+        self.flowing = asyncio.Event()  # per-connection blackhole when clear
+        self.flowing.set()
         self.client_writer: asyncio.StreamWriter | None = None
         self.server_writer: asyncio.StreamWriter | None = None
         self.tasks: list[asyncio.Task[None]] = []
@@ -262,6 +281,9 @@ class FaultProxy:
         self._rules: list[_CutRule] = []
         self._chaos: dict[str, float] | None = None
         self._rng = random.Random(seed)
+        self._hold_new = False
+        self._delay_rules: list[_DelayRule] = []
+        self.chaos_events: dict[str, int] = {"fin": 0, "rst": 0, "stall": 0}
 
     # -- life cycle ---------------------------------------------------------------
     @property
@@ -347,8 +369,11 @@ class FaultProxy:
             self._fragment = {C2S: 0, S2C: 0}
             self._rules.clear()
             self._chaos = None
+            self._hold_new = False
+            self._delay_rules.clear()
             for conn in self.connections:
                 conn.stalled_until = 0.0
+                conn.flowing.set()
             if self._flowing is not None:
                 self._flowing.set()
 
@@ -374,12 +399,28 @@ class FaultProxy:
 
         self._call(do)
 
-    def blackhole(self) -> None:
+    def blackhole(self, which: str = "all") -> None:
+        if which not in ("all", "existing", "new"):
+            raise ValueError("which must be 'all', 'existing' or 'new'")
+
         def do() -> None:
             assert self._flowing is not None
-            self._flowing.clear()
+            if which == "all":
+                self._flowing.clear()
+            elif which == "existing":
+                for conn in self.connections:
+                    conn.flowing.clear()
+            else:
+                self._hold_new = True
 
         self._call(do)
+
+    def delay_message(self, tag: bytes, seconds: float, direction: str = S2C,
+                      count: int | None = None) -> None:
+        if isinstance(tag, str):
+            tag = tag.encode()
+        rules = [_DelayRule(d, tag, seconds, count) for d in _directions(direction)]
+        self._call(lambda: self._delay_rules.extend(rules))
 
     def cut_after_bytes(self, n: int, direction: str, how: str = "rst") -> None:
         _check_how(how)
@@ -464,6 +505,8 @@ class FaultProxy:
     async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.accepted += 1
         conn = Conn(self, len(self.connections))
+        if self._hold_new:
+            conn.flowing.clear()
         conn.client_writer = writer
         self.connections.append(conn)
         _nodelay(writer)
@@ -533,7 +576,14 @@ class FaultProxy:
     ) -> None:
         assert self._flowing is not None
         base = stream.parsed
+        msg_delay = 0.0
         for tag, start, end in _frame(conn, stream, data):
+            for drule in self._delay_rules:
+                if (drule.direction == stream.direction and drule.tag == tag
+                        and drule.count != 0):
+                    msg_delay = max(msg_delay, drule.seconds)
+                    if drule.count is not None:
+                        drule.count -= 1
             stream.messages.append((tag, start, end))
             count = stream.tag_counts.get(tag, 0) + 1
             stream.tag_counts[tag] = count
@@ -550,16 +600,19 @@ class FaultProxy:
 
         chaos = self._chaos
         frag = self._fragment[stream.direction]
-        delay = self._delay[stream.direction]
+        delay = max(self._delay[stream.direction], msg_delay)
         if chaos is not None:
             rng = self._rng
             r = rng.random()
             if r < chaos["p_fin"]:
                 self._set_cut(stream, base + rng.randrange(len(data) + 1), "fin")
+                self.chaos_events["fin"] += 1
             elif r < chaos["p_fin"] + chaos["p_rst"]:
                 self._set_cut(stream, base + rng.randrange(len(data) + 1), "rst")
+                self.chaos_events["rst"] += 1
             elif r < chaos["p_fin"] + chaos["p_rst"] + chaos["p_stall"]:
                 conn.stalled_until = asyncio.get_running_loop().time() + chaos["stall_seconds"]
+                self.chaos_events["stall"] += 1
             if rng.random() < chaos["p_delay"]:
                 delay = max(delay, rng.uniform(0, chaos["max_delay"]))
             if rng.random() < chaos["p_fragment"]:
@@ -573,6 +626,9 @@ class FaultProxy:
                 await asyncio.sleep(stall)
             if not self._flowing.is_set():
                 await self._flowing.wait()
+                continue
+            if not conn.flowing.is_set():
+                await conn.flowing.wait()
                 continue
             break
         if conn.closed:

@@ -80,6 +80,10 @@ _PORTAL_SUSPENDED = ord("s")
 _READY = ord("Z")
 _ROW_DESC = ord("T")
 
+# SQLSTATEs of the WARNING a server sends before it closes every session:
+# crash of another backend, and the shutdown variants.
+_TERMINATION_NOTICES = frozenset({"57P01", "57P02", "57P03"})
+
 
 class Operation:
     """One request in flight: collects the server's reply up to ReadyForQuery.
@@ -167,6 +171,10 @@ class ProtocolCore:
         self.backend_key: bytes = b""
         self.closed = False
         self.fatal_error: BaseException | None = None
+        self.termination_notice: PostgresError | None = None
+        # The loss was reported to a caller already (later calls only say
+        # "connection is closed", as asyncpg does).
+        self.loss_reported = False
         self.on_notification: Callable[[int, str, str], None] | None = None
         self.on_notice: Callable[[PostgresLogMessage], None] | None = None
         self.on_parameter: Callable[[str, str], None] | None = None
@@ -209,6 +217,12 @@ class ProtocolCore:
             self.dispatch(msg[0][0], msg[1])
 
     def _row_decode_failed(self, op: Operation, exc: Exception) -> None:
+        from pg_codecs import RowFormatError
+
+        if isinstance(exc, RowFormatError):
+            # The row's framing is wrong, not a value: the peer is not
+            # speaking the protocol. Close (W3/W4).
+            raise ProtocolError(str(exc)) from exc
         # The row's bytes were consumed whole: the stream is still in step.
         # Keep consuming the rest of the reply, report the decoding error.
         from pg_codecs import SchemaMismatchError
@@ -244,6 +258,13 @@ class ProtocolCore:
             return
         if tag == _PARAM_STATUS:
             name, value = _wire.parse_parameter_status(payload)
+            if name == "client_encoding" and value.upper() not in ("UTF8", "UTF-8", "UNICODE"):
+                # Decided in RELIABILITY.md: refuse, at once and before any
+                # further row is decoded, rather than follow a switch away
+                # from UTF-8, which every codec here assumes.
+                raise ProtocolError(
+                    f"the server switched client_encoding to {value!r}; "
+                    "only UTF8 is supported")
             self.parameters[name] = value
             if self.on_parameter is not None:
                 self.on_parameter(name, value)
@@ -268,7 +289,12 @@ class ProtocolCore:
             op.on_message(self, tag, payload)
 
     def _notice(self, payload: bytes) -> None:
-        msg: Any = PostgresLogMessage.new(_wire.parse_error_fields(payload))
+        fields = _wire.parse_error_fields(payload)
+        if fields.get("C") in _TERMINATION_NOTICES:
+            # The server is about to drop us (crash of another backend,
+            # shutdown): keep its reason for the error the loss will raise.
+            self.termination_notice = PostgresError.new(fields)
+        msg: Any = PostgresLogMessage.new(fields)
         if self.on_notice is not None:
             self.on_notice(msg)
 
@@ -290,10 +316,16 @@ class ProtocolCore:
             if isinstance(err, PostgresError):
                 err = connection_lost_by_server(err, request_sent=op.sent)
             op.fail(err or self.lost_error(exc, request_sent=op.sent))
+            self.loss_reported = True
 
     def lost_error(self, exc: BaseException | None, *, request_sent: bool) -> BaseException:
-        if self.fatal_error is not None:
-            return self.fatal_error
+        reason = self.fatal_error or self.termination_notice
+        if isinstance(reason, PostgresError):
+            # The server said why it went away: an error of its class that
+            # is also a ConnectionDoesNotExistError.
+            return connection_lost_by_server(reason, request_sent=request_sent)
+        if reason is not None:
+            return reason
         text = "connection was closed in the middle of operation"
         if exc is not None:
             text += f": {exc}"
@@ -492,7 +524,20 @@ class ExecuteOp(Operation):
             core.unexpected(tag, self)
 
     def result(self) -> Any:
-        return self
+        # Not the operation itself: op -> waiter -> result -> op would be a
+        # reference cycle keeping every batch of rows alive until the GC.
+        return ExecuteResult(self.rows, self.status, self.suspended)
+
+
+class ExecuteResult:
+    """Rows and status of an executed portal."""
+
+    __slots__ = ("rows", "status", "suspended")
+
+    def __init__(self, rows: Any, status: str | None, suspended: bool) -> None:
+        self.rows = rows
+        self.status = status
+        self.suspended = suspended
 
 
 class ExecuteManyOp(Operation):
@@ -596,6 +641,10 @@ class CopyInOp(Operation):
         if tag == _COPY_IN:
             self.ready = True
             self.binary = _wire.parse_copy_response_format(payload) == 1
+            if self.abandoned:
+                # Nobody will send the data: end the COPY, or the server
+                # would wait for it forever.
+                _wire.write_copy_fail(core.out, "COPY abandoned by the client")
             self.on_ready()
         elif tag == _COMMAND_COMPLETE:
             self.status = _wire.parse_command_complete(payload)

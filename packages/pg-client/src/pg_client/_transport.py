@@ -130,7 +130,7 @@ class ClientProtocol(asyncio.Protocol):
 
     async def drain(self) -> None:
         """Wait until the transport's write buffer is below its high mark."""
-        if self.lost:
+        if self.lost or self.transport is None or self.transport.is_closing():
             raise self.core.lost_error(None, request_sent=True)
         if not self._write_paused:
             return

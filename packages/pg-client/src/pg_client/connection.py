@@ -209,12 +209,18 @@ class Connection(metaclass=ConnectionMeta):
         if protocol is None or getattr(self, "_core", None) is None:
             return
         if not self.is_closed() and not protocol.lost:
-            # Mirror asyncpg: warn and close the socket.
-            context: dict[str, Any] = {"connection": self}
+            # Mirror asyncpg: warn and close the socket. The context holds
+            # no reference to self: a handler keeping it must not resurrect
+            # the connection.
+            context: dict[str, Any] = {"connection": repr(self)}
             if self._source_traceback is not None:
                 context["source_traceback"] = self._source_traceback
             warnings.warn(f"unclosed connection {self!r}", ResourceWarning, stacklevel=1,
                           source=self)
+            if self._source_traceback is not None and not self._loop.is_closed():
+                # In debug mode, say where the connection was made.
+                context["message"] = "unclosed connection, created at:"
+                self._loop.call_exception_handler(context)
             with contextlib.suppress(Exception):
                 self._transport.abort()
 
@@ -225,11 +231,21 @@ class Connection(metaclass=ConnectionMeta):
     # -- internal plumbing ----------------------------------------------------
     def _check_open(self) -> None:
         if self._closed or self._core.closed:
-            fatal = self._core.fatal_error
-            if fatal is not None and not self._user_closed:
-                # asyncpg's error, with the reason the server gave (R8).
+            core = self._core
+            reason = core.fatal_error or core.termination_notice
+            if reason is not None and not self._user_closed:
+                if not core.loss_reported and isinstance(reason, exceptions.PostgresError):
+                    # The first call after the server ended the session
+                    # while we were idle gets the server's error (R8, X6),
+                    # which is also asyncpg's InterfaceError and a
+                    # ConnectionDoesNotExistError; later calls the plain one.
+                    core.loss_reported = True
+                    err = exceptions.connection_lost_by_server(
+                        reason, request_sent=False, interface_error=True)
+                    err.args = (f"cannot perform operation: connection is closed ({reason})",)
+                    raise err from None
                 raise InterfaceError(
-                    f"cannot perform operation: connection is closed ({fatal})") from fatal
+                    f"cannot perform operation: connection is closed ({reason})") from reason
             raise InterfaceError("cannot perform operation: connection is closed")
 
     @contextlib.asynccontextmanager
@@ -315,10 +331,14 @@ class Connection(metaclass=ConnectionMeta):
         op.on_done = _done
         if op not in self._core.pending:
             return
+        deadline = self._loop.time() + _CANCEL_BUDGET
         try:
+            # One budget for sending the CancelRequest and for the server
+            # to finish the request.
             with contextlib.suppress(Exception):
                 await self._send_cancel(_CANCEL_BUDGET)
-            await asyncio.wait_for(asyncio.shield(done), _CANCEL_BUDGET)
+            left = max(deadline - self._loop.time(), 0.0)
+            await asyncio.wait_for(asyncio.shield(done), left)
         except (asyncio.TimeoutError, asyncio.CancelledError):
             # The server did not finish the request in time: the session can
             # no longer be trusted to be in step. Close it.
@@ -378,12 +398,9 @@ class Connection(metaclass=ConnectionMeta):
             self._call_soon(cb, self._target(), message)
 
     def _on_parameter(self, name: str, value: str) -> None:
-        if name == "client_encoding" and value.upper() not in ("UTF8", "UTF-8", "UNICODE"):
-            # Decided in RELIABILITY.md: refuse rather than follow a switch
-            # away from UTF-8, which every codec here assumes.
-            self._core.fatal_error = exceptions.ProtocolError(
-                f"the server switched client_encoding to {value!r}; only UTF8 is supported")
-            self._loop.call_soon(self._abort)
+        if name == "server_version":
+            self._server_version = None
+            self._reset_query = None
 
     def _on_connection_lost(self, exc: BaseException | None) -> None:
         self._closed = True
@@ -1216,11 +1233,18 @@ class Connection(metaclass=ConnectionMeta):
             self._write_pending_closes()
             _wire.write_query(self._core.out, sql)
             self._send(op)
-            await _copy.with_deadline(ready.wait(), self, deadline, op)
+            try:
+                await _copy.with_deadline(ready.wait(), self, deadline, op)
+            except BaseException:
+                # Cancelled before the server asked for data: a CopyFail goes
+                # out as soon as it does (CopyInOp), and the reply is drained.
+                self._abandon_copy(op)
+                raise
             if not op.ready:
                 # The server refused the COPY (or the connection went).
                 return await self._wait(op, deadline)
             out = self._core.out
+            sent = 0
             try:
                 iterator = chunks.__aiter__()
                 while True:
@@ -1235,6 +1259,12 @@ class Connection(metaclass=ConnectionMeta):
                         _wire.write_copy_data(out, chunk)
                         proto.flush()
                         await _copy.with_deadline(proto.drain(), self, deadline, op)
+                        sent += len(chunk)
+                        if sent >= 1 << 20:
+                            # Let the loop run (a lost connection is only
+                            # noticed then), even when the source never waits.
+                            sent = 0
+                            await asyncio.sleep(0)
             except BaseException as exc:
                 # The source failed, or we were cancelled / timed out: abort
                 # the COPY so nothing is inserted, and let the server confirm.
@@ -1256,8 +1286,9 @@ class Connection(metaclass=ConnectionMeta):
             return await self._wait(op, deadline)
 
     def _abandon_copy(self, op: _protocol.Operation) -> None:
-        # CopyFail was sent: the server answers with an error and
-        # ReadyForQuery without a CancelRequest; just drain it.
+        # CopyFail was sent (or will be, see CopyInOp): the server answers
+        # with an error and ReadyForQuery without a CancelRequest; drain it.
+        _discard(op)
         if self._drain_task is None or self._drain_task.done():
             async def drain() -> None:
                 done = self._loop.create_future()
@@ -1468,4 +1499,14 @@ async def connect(
         krbsrvname=krbsrvname, gsslib=gsslib, channel_binding=channel_binding,
         require_auth=require_auth, min_protocol_version=min_protocol_version,
         max_protocol_version=max_protocol_version, load_balance_hosts=load_balance_hosts)
-    return await _connect.connect_to_hosts(loop, params, connection_class, record_class)
+    source_traceback = None
+    if loop.get_debug():
+        # Where the caller asked for the connection (the Connection itself is
+        # made in another task): shown if it is never closed.
+        import traceback
+
+        source_traceback = traceback.extract_stack(sys._getframe(1))
+    con = await _connect.connect_to_hosts(loop, params, connection_class, record_class)
+    if source_traceback is not None:
+        con._source_traceback = source_traceback
+    return con

@@ -44,7 +44,7 @@ from pg_codecs._codecs import (
     UnsupportedCodecError,
 )
 from pg_codecs._record import Record, RecordDescriptor
-from pg_codecs.errors import DecodeError
+from pg_codecs.errors import DecodeError, RowFormatError
 
 # -- value types (pg_codecs.types) ----------------------------------------------------
 from pg_codecs.types import (
@@ -88,6 +88,7 @@ __all__ = [
     "Record",
     "RecordDescriptor",
     "RowDecoder",
+    "RowFormatError",
     "SchemaMismatchError",
     "UnsupportedCodecError",
     "WriteBuffer",

@@ -69,6 +69,7 @@ from collections.abc import Iterable as _Iterable, Mapping as _Mapping, Sized as
 
 from pg_codecs import oids as _oids
 from pg_codecs.errors import DecodeError as _DecodeError
+from pg_codecs.errors import RowFormatError as _RowFormatError
 
 
 cdef extern from *:
@@ -1935,9 +1936,12 @@ cdef class RowDecoder:
         cdef object row
         cdef bint as_tuple = self._record_class is None
         frb_init(&rbuf, data, length)
+        if length < 2:
+            raise _RowFormatError(
+                f"malformed DataRow: needs 2 more bytes but only {length} remain")
         fcount = hton.unpack_int16(frb_read(&rbuf, 2))
         if fcount != n:
-            raise _DecodeError(
+            raise _RowFormatError(
                 f"the number of columns in the result row ({fcount}) is different "
                 f"from what was described ({n})")
         if as_tuple:
@@ -1945,6 +1949,9 @@ cdef class RowDecoder:
         else:
             row = record_new(self._record_class, self._desc, n)
         for i in range(n):
+            if rbuf.len < 4:
+                raise _RowFormatError(
+                    f"malformed DataRow: it ends before the length of {self._column_text(i)}")
             flen = hton.unpack_int32(frb_read(&rbuf, 4))
             if flen == -1:
                 value = <PyObject*>None
@@ -1976,7 +1983,7 @@ cdef class RowDecoder:
                 Py_XDECREF(slots[i])
                 slots[i] = value
         if rbuf.len != 0:
-            raise _DecodeError(f"malformed DataRow: {rbuf.len} unexpected trailing bytes")
+            raise _RowFormatError(f"malformed DataRow: {rbuf.len} unexpected trailing bytes")
         if not as_tuple:
             record_done(row)
         elif not values_need_gc(__pg_tuple_items(row), n):
@@ -1991,8 +1998,9 @@ cdef class RowDecoder:
 
     cdef int _raise_bad_length(self, Py_ssize_t i, int32_t flen, Py_ssize_t left) except -1:
         if flen < 0:
-            raise _DecodeError(f"cannot decode {self._column_text(i)}: invalid value length {flen}")
-        raise _DecodeError(
+            raise _RowFormatError(
+                f"cannot decode {self._column_text(i)}: invalid value length {flen}")
+        raise _RowFormatError(
             f"cannot decode {self._column_text(i)}: value of {flen} bytes but only {left} "
             f"bytes left in DataRow")
 
