@@ -498,6 +498,15 @@ async def test_p1_idle_connections_killed(make_pool: PoolFactory, control: Any,
     assert len(old) == 10
     loop = asyncio.get_running_loop()
     start = loop.time()
+
+    async def gone() -> bool:
+        return not (await backend_pids(control, app)) & old
+
+    # The backends are gone (their FATAL and EOF are on the way): what the
+    # row tests is that the pool never hands out one of these connections,
+    # not a race with packets still in flight.
+    await wait_for_condition(gone, timeout=10)
+    await asyncio.sleep(0.05)
     errors = 0
     for _ in range(100):
         try:

@@ -25,6 +25,9 @@ C5,C6  here
 M1-M5  here; M6 test_bad_input.py
 P1-3   test_pool.py; P6, P7, P10 test_pool.py
 P4,P5  here; P8, P9 here
+F4-F6  test_failover.py (a primary and a pg_basebackup standby, standby.py)
+Q2     test_query_safety.py::test_q2_* (Hypothesis; Q1, Q3, Q4 test_bad_input.py)
+Q5     test_query_safety.py::test_q5_* (scripted server, fakeserver.py)
 W3-W5  here (through a scripted fake server); W7 here
 K2     packages/pg-codecs/tests/test_fuzz.py, packages/pg-wire/tests/test_fuzz.py
 Z1     here (1,000 operations); 10,000 in test_soak.py (``python tools/soak.py``)

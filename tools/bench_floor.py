@@ -9,7 +9,8 @@ CPU per ``SELECT 1+1`` of:
 * pg_client's ``fetchval``;
 * asyncpg's ``fetchval``.
 
-Usage: ``hatch run python tools/bench_floor.py``. Best of several rounds.
+Usage: ``hatch run python tools/bench_floor.py [--uvloop]``. Best of several
+rounds.
 """
 
 from __future__ import annotations
@@ -56,15 +57,18 @@ async def main() -> None:
     results = {"asyncpg": await _best(lambda: fetch_loop(apg)),
                "pg_client": await _best(lambda: fetch_loop(pgc))}
 
-    # Capture the bytes pg_client sends for a cached SELECT 1+1, then replay
-    # them on a connection of our own that parses nothing.
-    sent: list[bytes] = []
+    # The bytes pg_client sends for a cached SELECT 1+1 (Bind, Execute,
+    # Sync), replayed on a connection of our own that parses nothing.
+    from pg_client import _wire
+    from pg_codecs import WriteBuffer
+
+    stmt = next(s for s in pgc._stmt_cache.values() if s.query == "SELECT 1+1")
+    out = WriteBuffer()
+    _wire.write_bind(out, "", stmt.name, stmt.encoder, (), stmt.result_formats)
+    _wire.write_execute(out, "", 1)
+    _wire.write_sync(out)
+    request = out.take()
     transport = pgc._transport
-    write = transport.write
-    transport.write = lambda data: (sent.append(bytes(data)), write(data))[1]
-    await pgc.fetchval("SELECT 1+1")
-    transport.write = write
-    request = sent[-1]
     waiter: asyncio.Future[None] | None = None
 
     def data_received(data: bytes) -> None:
@@ -88,4 +92,9 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    if "--uvloop" in sys.argv[1:]:
+        import uvloop
+
+        uvloop.run(main())
+    else:
+        asyncio.run(main())

@@ -81,6 +81,7 @@ _ASYNC_METHODS = (
 _SYNC_METHODS = (
     'add_query_logger', 'add_termination_listener', 'attach_proxy',
     'detach_proxy', 'drop_local_cache', 'get_query_count', 'get_reset_query',
+    'matches_target_session_attrs',
     'get_server_pid', 'get_server_version', 'get_settings',
     'is_closed', 'is_in_transaction', 'remove_log_listener',
     'remove_query_logger', 'remove_termination_listener', 'terminate',

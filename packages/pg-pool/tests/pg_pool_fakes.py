@@ -94,6 +94,7 @@ class FakeConnection(pg_client.Connection):  # type: ignore[misc]
         self.fake_on_cache_drop: Callable[[str], None] | None = None
         self.fake_release_count = 0
         self.fake_queries = 0
+        self.fake_read_only = False  # the server turned read-only under us
         self.fake_in_tx = False
         self.fake_hang = False          # queries never answer (blackhole)
         self.fake_execute_error: BaseException | None = None
@@ -168,6 +169,9 @@ class FakeConnection(pg_client.Connection):  # type: ignore[misc]
 
     def get_query_count(self) -> int:
         return self.fake_queries
+
+    def matches_target_session_attrs(self) -> bool:
+        return not self.fake_read_only
 
     async def reset_transaction_and_listeners(
             self, *, timeout: float | None = None) -> None:

@@ -1271,3 +1271,17 @@ async def test_connection_class_subclass(make_pool: PoolFactory) -> None:
         assert await con.foo() == 42
         assert await con.fetchval('SELECT 1') == 'overridden'
         assert isinstance(con._con, MyConnection)
+
+
+async def test_connection_to_a_server_turned_read_only_is_not_lent_again(
+        make_pool: PoolFactory) -> None:
+    """A pooled connection whose server no longer fits target_session_attrs
+    (it turned read-only, or became a standby) is replaced, not reused."""
+    pool = await make_pool(min_size=1, max_size=1)
+    async with pool.acquire() as con:
+        first = con._con
+        first.fake_read_only = True
+    await wait_until(lambda: pool.get_idle_size() == 1)
+    async with pool.acquire() as con:
+        assert con._con is not first
+    assert first.is_closed()

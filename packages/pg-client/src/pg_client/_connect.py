@@ -263,7 +263,9 @@ async def _connect_host(loop: asyncio.AbstractEventLoop, spec: cp.HostSpec,
             f"PostgreSQL server at {_describe_host(spec)} rejected SSL upgrade") from None
 
 
-def _fits(settings: Any, attr: cp.SessionAttribute, recovery: bool | None) -> bool:
+def session_fits(settings: Any, attr: cp.SessionAttribute,
+                 recovery: bool | None = None) -> bool:
+    """Whether a server with these settings fits *attr* (libpq's rules)."""
     if attr == cp.SessionAttribute.any:
         return True
     hot = getattr(settings, "in_hot_standby", None)
@@ -285,7 +287,7 @@ async def _check_attrs(con: Any, attr: cp.SessionAttribute) -> bool:
     recovery = None
     if getattr(settings, "in_hot_standby", None) is None:
         recovery = await con.fetchval("SELECT pg_catalog.pg_is_in_recovery()")
-    return _fits(settings, attr, recovery)
+    return session_fits(settings, attr, recovery)
 
 
 # Failures that pass the turn to the next host.
@@ -394,7 +396,11 @@ async def connect_to_hosts(loop: asyncio.AbstractEventLoop, params: cp.Connectio
                 con.terminate()
     if chosen is not None:
         return chosen
-    if failures:
+    if failures and not candidates:
         raise _combined_error(failures)
+    # Some host was reached but none fits: that is the answer, whatever
+    # happened to the others (they are listed).
+    unreachable = "".join(
+        f"; {spec.host}:{spec.port}: {type(exc).__name__}: {exc}" for spec, exc in failures)
     raise exceptions.TargetServerAttributeNotMatched(
-        f"None of the hosts match the target attribute requirement {attr!r}")
+        f"None of the hosts match the target attribute requirement {attr!r}{unreachable}")

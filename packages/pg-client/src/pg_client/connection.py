@@ -646,6 +646,23 @@ class Connection(metaclass=ConnectionMeta):
         self._on_cache_drop = None
         self._generation += 1
 
+    def matches_target_session_attrs(self) -> bool:
+        """Whether the server still fits connect()'s ``target_session_attrs``.
+
+        For pool implementers: a server can turn read-only (or be demoted to
+        a standby) under open connections; it reports this through
+        ``default_transaction_read_only`` and ``in_hot_standby``, and a pool
+        asked for ``read-write`` or ``primary`` should stop lending such a
+        connection.
+        """
+        from ._connect import session_fits
+        from ._connect_params import SessionAttribute
+
+        attr = getattr(self._params, "target_session_attrs", None)
+        if attr is None or attr in (SessionAttribute.any, SessionAttribute.prefer_standby):
+            return True  # any server will do (prefer-standby settles for a primary)
+        return session_fits(self.get_settings(), attr)
+
     def get_query_count(self) -> int:
         """How many queries this connection has run (for pool ``max_queries``)."""
         return self._query_count

@@ -1292,6 +1292,10 @@ class Pool:
             return _EXPIRED
         if holder.expires_at is not None and now >= holder.expires_at:
             return _EXPIRED
+        if not holder.con.matches_target_session_attrs():
+            # The server turned read-only or became a standby under us
+            # (asyncpg PR #253's case): open a connection to one that fits.
+            return _EXPIRED
         return None
 
     def _recycle_reason(self, holder: _Holder) -> str | None:
