@@ -720,6 +720,25 @@ async def test_copy_large_values(pgc: pg_client.Connection) -> None:
     ) == 2
 
 
+@pytest.mark.slow
+async def test_100mb_values_in_and_out(pgc: pg_client.Connection) -> None:
+    """C7's large case: 100 MB fields through Bind, DataRow and binary COPY."""
+    size = 100 * 1024 * 1024
+    big = os.urandom(size)
+    assert await pgc.fetchval("SELECT length($1::bytea)", big) == size
+    assert await pgc.fetchval("SELECT $1::bytea", big) == big
+    assert await pgc.fetchval("SELECT length(repeat('x', $1))", size) == size
+    text = await pgc.fetchval("SELECT repeat('ab', $1)", size // 2)
+    assert len(text) == size and text[:4] == "abab"
+    table = await _table(pgc, "id int, b bytea")
+    assert await pgc.copy_records_to_table(table, records=[(1, big)]) == "COPY 1"
+    out = io.BytesIO()
+    assert await pgc.copy_from_table(table, output=out, format="binary") == "COPY 1"
+    assert big in out.getvalue()
+    assert await pgc.fetchval(f"SELECT b = $1 FROM {table}", big) is True
+    await _assert_usable(pgc)
+
+
 # -- T9: cancel during COPY ------------------------------------------------------------
 
 

@@ -20,6 +20,7 @@ X2     test_cancel.py, test_transaction.py
 X3-X6  here
 X7     test_errors.py::test_serialization_failure / test_deadlock_detected
 C1,C2  test_copy.py; C4 test_copy.py::test_copy_server_error_*
+C7     test_copy.py::test_copy_large_values (1 MB); test_100mb_values_in_and_out (slow)
 C3     here (server-side work stops) + test_copy.py::test_copy_from_query_sink_*
 C5,C6  here
 M1-M5  here; M6 test_bad_input.py
