@@ -9,8 +9,7 @@ CPU per ``SELECT 1+1`` of:
 * pg_client's ``fetchval``;
 * asyncpg's ``fetchval``.
 
-Usage: ``hatch run python tools/bench_floor.py [--uvloop]``. Best of several
-rounds.
+Usage: ``hatch run python tools/bench_floor.py``. Best of several rounds.
 """
 
 from __future__ import annotations
@@ -38,13 +37,11 @@ async def _best(run: Any) -> float:
     return best
 
 
-async def main() -> None:
+async def main(dsn: str) -> None:
     import asyncpg
 
     import pg_client
 
-    cluster = pgcluster.get_cluster()
-    dsn = cluster.dsn()
     loop = asyncio.get_running_loop()
 
     apg = await asyncpg.connect(dsn, ssl=False)
@@ -92,9 +89,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    if "--uvloop" in sys.argv[1:]:
-        import uvloop
-
-        uvloop.run(main())
-    else:
-        asyncio.run(main())
+    asyncio.run(main(pgcluster.get_cluster().dsn()))
