@@ -114,6 +114,21 @@ cdef int _write_formats(WriteBuffer buf, object formats, str what) except -1:
     return 0
 
 
+cdef int _write_values(WriteBuffer buf, object values, str what) except -1:
+    # Int16 count, then each value: Int32 length (-1 for None) and its bytes.
+    cdef Py_ssize_t n = 0 if values is None else len(values)
+    if n > _tags.MAX_PARAMETERS:
+        raise ValueError(f"{n} {what}; the protocol allows at most {_tags.MAX_PARAMETERS}")
+    buf.write_uint16(<uint16_t>n)
+    if n:
+        for value in values:
+            if value is None:
+                buf.write_int32(-1)
+            else:
+                buf.write_len_prefixed_buffer(value)
+    return 0
+
+
 cdef int _write_result_formats(WriteBuffer buf, object formats) except -1:
     # A RowDecoder knows the formats it planned for; anything else is a
     # sequence of codes.
@@ -433,23 +448,12 @@ cpdef void write_bind_params(WriteBuffer buf, object formats, object values) exc
         any error the buffer is left as it was before this call.
     """
     cdef Py_ssize_t mark
-    cdef Py_ssize_t n
     if buf is None:
         raise TypeError("buf must be a WriteBuffer, not None")
     mark = buf._length
     try:
         _write_formats(buf, formats, "parameter")
-        n = 0 if values is None else len(values)
-        if n > _tags.MAX_PARAMETERS:
-            raise ValueError(f"{n} parameters; the protocol allows at most "
-                             f"{_tags.MAX_PARAMETERS}")
-        buf.write_uint16(<uint16_t>n)
-        if n:
-            for value in values:
-                if value is None:
-                    buf.write_int32(-1)
-                else:
-                    buf.write_len_prefixed_buffer(value)
+        _write_values(buf, values, "parameters")
     except BaseException:
         if buf._length > mark:
             buf.truncate(mark)
@@ -658,24 +662,13 @@ cpdef void write_function_call(WriteBuffer buf, uint32_t function_oid,
     :param result_format: Format code for the result (0 or 1).
     """
     cdef Py_ssize_t mark = _begin(buf)
-    cdef Py_ssize_t n
     if result_format != 0 and result_format != 1:
         raise ValueError(f"result format code must be 0 or 1, not {result_format}")
     try:
         buf.start_message(_tags.FUNCTION_CALL_TAG)
         buf.write_uint32(function_oid)
         _write_formats(buf, arg_formats, "argument")
-        n = 0 if args is None else len(args)
-        if n > _tags.MAX_PARAMETERS:
-            raise ValueError(f"{n} arguments; the protocol allows at most "
-                             f"{_tags.MAX_PARAMETERS}")
-        buf.write_uint16(<uint16_t>n)
-        if n:
-            for value in args:
-                if value is None:
-                    buf.write_int32(-1)
-                else:
-                    buf.write_len_prefixed_buffer(value)
+        _write_values(buf, args, "arguments")
         buf.write_int16(<int16_t>result_format)
         buf.end_message()
     except BaseException:
