@@ -547,6 +547,22 @@ cpdef void write_bind(WriteBuffer buf, str portal, str statement,
             PyBuffer_Release(&view)
 
 
+cdef int _write_target(WriteBuffer buf, char tag, object kind, str name,
+                       str what) except -1:
+    # Describe and Close: a kind byte (S or P) and the target's name.
+    cdef Py_ssize_t mark = _begin(buf)
+    cdef char k = _kind(kind, what)
+    try:
+        buf.start_message(tag)
+        buf.write_byte(k)
+        _write_cstr(buf, name, f"the {what} target name")
+        buf.end_message()
+    except BaseException:
+        _rollback(buf, mark)
+        raise
+    return 0
+
+
 cpdef void write_describe(WriteBuffer buf, object kind, str name) except *:
     """Write a Describe.
 
@@ -554,16 +570,7 @@ cpdef void write_describe(WriteBuffer buf, object kind, str name) except *:
         bytes.
     :param name: Its name; ``""`` for the unnamed one.
     """
-    cdef Py_ssize_t mark = _begin(buf)
-    cdef char k = _kind(kind, "Describe")
-    try:
-        buf.start_message(_tags.DESCRIBE_TAG)
-        buf.write_byte(k)
-        _write_cstr(buf, name, "the Describe target name")
-        buf.end_message()
-    except BaseException:
-        _rollback(buf, mark)
-        raise
+    _write_target(buf, _tags.DESCRIBE_TAG, kind, name, "Describe")
 
 
 cpdef void write_execute(WriteBuffer buf, str portal, int32_t max_rows=0) except *:
@@ -588,16 +595,7 @@ cpdef void write_execute(WriteBuffer buf, str portal, int32_t max_rows=0) except
 
 cpdef void write_close(WriteBuffer buf, object kind, str name) except *:
     """Write a Close of a prepared statement (``"S"``) or portal (``"P"``)."""
-    cdef Py_ssize_t mark = _begin(buf)
-    cdef char k = _kind(kind, "Close")
-    try:
-        buf.start_message(_tags.CLOSE_TAG)
-        buf.write_byte(k)
-        _write_cstr(buf, name, "the Close target name")
-        buf.end_message()
-    except BaseException:
-        _rollback(buf, mark)
-        raise
+    _write_target(buf, _tags.CLOSE_TAG, kind, name, "Close")
 
 
 cpdef void write_sync(WriteBuffer buf) except *:
