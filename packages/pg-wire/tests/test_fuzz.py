@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from pg_wire import tags
 from pg_wire._reader import (
+    ExtendedReply,
     MessageReader,
     RawRowDecoder,
     parse_authentication,
@@ -211,10 +212,19 @@ def test_read_rows_round_trip(rows: list[list[bytes | None]], cuts: list[int]) -
 
 def consume_backend(data: bytes, cuts: list[int]) -> None:
     reader = MessageReader()
+    reply = ExtendedReply(RawRowDecoder(), multi=True)
     try:
         for chunk in chunked(data, cuts):
             reader.feed(chunk)
             while True:
+                try:
+                    if reader.read_reply(reply):
+                        reply = ExtendedReply(RawRowDecoder(), multi=True)
+                        continue
+                except FramingError:
+                    raise
+                except ProtocolError:
+                    continue  # a malformed row or status, consumed: go on
                 rows: list[object] = []
                 try:
                     reader.read_rows(RawRowDecoder(), rows)

@@ -12,6 +12,7 @@ import pytest
 
 from pg_wire import tags
 from pg_wire._reader import (
+    ExtendedReply,
     MessageReader,
     RawRowDecoder,
     parse_authentication,
@@ -689,3 +690,145 @@ def test_parse_empty() -> None:
     parse_empty(b"")
     with pytest.raises(ProtocolError, match="BindComplete"):
         parse_empty(b"x", "BindComplete")
+
+
+# -- read_reply: the routine part of an extended-query reply ---------------------------
+
+BIND_REPLY = (
+    msg(b"1") + msg(b"2")
+    + b"".join(data_row(str(i).encode()) for i in range(5))
+    + msg(b"C", b"SELECT 5\x00")
+    + READY
+)
+
+
+def test_read_reply_takes_a_whole_reply() -> None:
+    reader = MessageReader()
+    reader.feed(BIND_REPLY)
+    reply = ExtendedReply(RawRowDecoder())
+    assert reader.read_reply(reply) is True
+    assert reply.rows == [(str(i).encode(),) for i in range(5)]
+    assert reply.status == "SELECT 5"
+    assert reply.transaction_status == "I"
+    assert reply.decoder is None
+    assert not reply.suspended
+    assert reader.buffered == 0
+    assert "rows=5" in repr(reply)
+
+
+def test_read_reply_with_every_split() -> None:
+    for cut in range(len(BIND_REPLY) + 1):
+        reader = MessageReader()
+        reply = ExtendedReply(RawRowDecoder())
+        reader.feed(BIND_REPLY[:cut])
+        done = reader.read_reply(reply)
+        assert done is (cut == len(BIND_REPLY))
+        reader.feed(BIND_REPLY[cut:])
+        if not done:
+            assert reader.read_reply(reply) is True
+        assert reply.transaction_status == "I"
+        assert len(reply.rows) == 5
+        assert reply.status == "SELECT 5"
+
+
+def test_read_reply_one_byte_at_a_time() -> None:
+    reader = MessageReader()
+    reply = ExtendedReply(RawRowDecoder())
+    results = []
+    for i in range(len(BIND_REPLY)):
+        reader.feed(BIND_REPLY[i : i + 1])
+        results.append(reader.read_reply(reply))
+    assert results == [False] * (len(BIND_REPLY) - 1) + [True]
+    assert len(reply.rows) == 5
+
+
+def test_read_reply_stops_at_messages_for_the_caller() -> None:
+    error = msg(b"E", b"SERROR\x00C22012\x00Mdivision by zero\x00\x00")
+    notice = msg(b"N", b"SNOTICE\x00Mhi\x00\x00")
+    stream = msg(b"2") + data_row(b"1") + notice + data_row(b"2") + error + READY
+    reader = MessageReader()
+    reader.feed(stream)
+    reply = ExtendedReply(RawRowDecoder())
+    assert reader.read_reply(reply) is False
+    assert reply.rows == [(b"1",)]
+    assert take(reader)[0] == b"N"
+    assert reader.read_reply(reply) is False
+    assert reply.rows == [(b"1",), (b"2",)]
+    assert take(reader)[0] == b"E"
+    assert reader.read_reply(reply) is True
+    assert reply.status is None
+    assert reply.transaction_status == "I"
+
+
+def test_read_reply_leaves_rows_without_a_decoder_to_the_caller() -> None:
+    reader = MessageReader()
+    reader.feed(msg(b"2") + data_row(b"1") + READY)
+    reply = ExtendedReply()
+    assert reader.read_reply(reply) is False
+    assert take(reader)[0] == b"D"
+    assert reader.read_reply(reply) is True
+    assert reply.rows == []
+
+
+def test_read_reply_no_rows_after_command_complete_unless_multi() -> None:
+    two = data_row(b"1") + msg(b"C", b"SELECT 1\x00")
+    reader = MessageReader()
+    reader.feed(two + two + READY)
+    single = ExtendedReply(RawRowDecoder())
+    assert reader.read_reply(single) is False  # the second DataRow is not expected
+    assert single.rows == [(b"1",)]
+    assert single.decoder is None
+
+    reader = MessageReader()
+    reader.feed(two + two + READY)
+    multi = ExtendedReply(RawRowDecoder(), multi=True)
+    assert reader.read_reply(multi) is True
+    assert multi.rows == [(b"1",), (b"1",)]
+    assert multi.status == "SELECT 1"
+
+
+@pytest.mark.parametrize("tag", [b"s", b"n", b"I"])
+def test_read_reply_end_of_rows_markers(tag: bytes) -> None:
+    reader = MessageReader()
+    reader.feed(msg(b"2") + msg(tag) + msg(b"Z", b"T"))
+    reply = ExtendedReply(RawRowDecoder())
+    assert reader.read_reply(reply) is True
+    assert reply.suspended is (tag == b"s")
+    assert reply.transaction_status == "T"
+
+
+def test_read_reply_decoder_error_consumes_that_row_only() -> None:
+    bad = msg(b"D", b"\x00\x01\xff\xff\xff\xfe")  # field length -2
+    reader = MessageReader()
+    reader.feed(data_row(b"1") + bad + data_row(b"2") + READY)
+    reply = ExtendedReply(RawRowDecoder())
+    with pytest.raises(ProtocolError, match="length -2"):
+        reader.read_reply(reply)
+    assert reply.rows == [(b"1",)]
+    assert reader.read_reply(reply) is True
+    assert reply.rows == [(b"1",), (b"2",)]
+
+
+@pytest.mark.parametrize(
+    ("stream", "error", "match"),
+    [
+        (msg(b"Z", b"X"), ProtocolError, "transaction status"),
+        (msg(b"Z", b"II"), ProtocolError, "ReadyForQuery"),
+        (msg(b"C", b"SELECT 1"), ProtocolError, "CommandComplete"),
+        (header(b"2", 1 << 20), FramingError, None),
+    ],
+)
+def test_read_reply_malformed_messages(
+    stream: bytes, error: type[Exception], match: str | None
+) -> None:
+    reader = MessageReader()
+    reader.feed(stream)
+    with pytest.raises(error, match=match):
+        reader.read_reply(ExtendedReply(RawRowDecoder()))
+
+
+def test_read_reply_refuses_bad_arguments() -> None:
+    with pytest.raises(TypeError):
+        MessageReader().read_reply(None)  # type: ignore[arg-type]
+    with pytest.raises(RuntimeError, match="frontend"):
+        MessageReader(frontend=True).read_reply(ExtendedReply())

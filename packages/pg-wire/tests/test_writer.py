@@ -19,6 +19,7 @@ from pg_wire._writer import (
     end_bind,
     start_bind,
     write_bind,
+    write_bind_execute,
     write_bind_params,
     write_cancel_request,
     write_close,
@@ -351,3 +352,60 @@ def test_write_bind_params_failure_rolls_back_only_itself() -> None:
     write_bind_params(buf, [], [])
     end_bind(buf, [])
     assert bytes(buf)[len(PREFIX) :] == b"B\x00\x00\x00\x0c\x00\x00\x00\x00\x00\x00\x00\x00"
+
+
+class _SectionWriter:
+    """A duck-typed encoder: writes a fixed parameter section, or fails."""
+
+    def __init__(self, values: list[bytes | None], fail_after: bool = False) -> None:
+        self.values = values
+        self.fail_after = fail_after
+        self.calls: list[object] = []
+
+    def write_params(self, buf: WriteBuffer, args: object) -> None:
+        self.calls.append(args)
+        write_bind_params(buf, [1], self.values)
+        if self.fail_after:
+            raise OverflowError("value out of range")
+
+
+def test_bind_execute_is_bind_execute_and_sync() -> None:
+    params = b"\x00\x01\x00\x01\x00\x01\x00\x00\x00\x04\x00\x00\x00\x2a"
+    expected = (written(write_bind, "p", "st", params, [1])
+                + written(write_execute, "p", 7) + written(write_sync))
+    encoder = _SectionWriter([b"\x00\x00\x00\x2a"])
+    assert written(write_bind_execute, "p", "st", encoder, (42,), [1], 7) == expected
+    assert encoder.calls == [(42,)]
+    without_sync = written(write_bind_execute, "p", "st", encoder, (42,), [1], 7, False)
+    assert without_sync == expected[: -len(PREFIX)]
+
+
+def test_bind_execute_with_a_pg_codecs_encoder() -> None:
+    from pg_codecs import CodecRegistry, oids
+
+    encoder = CodecRegistry().plan_param_encoder([oids.INT4OID, oids.TEXTOID])
+    section = encoder.encode((42, None))
+    expected = (written(write_bind, "", "s1", section, [1])
+                + written(write_execute, "", 0) + written(write_sync))
+    assert written(write_bind_execute, "", "s1", encoder, (42, None), [1]) == expected
+
+
+@pytest.mark.parametrize(
+    ("portal", "statement", "encoder", "max_rows", "error"),
+    [
+        ("", "", _SectionWriter([b"x"], fail_after=True), 0, OverflowError),
+        ("p\x00", "", _SectionWriter([]), 0, ValueError),
+        ("", "s\x00", _SectionWriter([]), 0, ValueError),
+        ("", "", _SectionWriter([]), -1, ValueError),
+        ("", "", object(), 0, AttributeError),
+    ],
+)
+def test_bind_execute_failure_leaves_the_buffer_as_it_was(
+    portal: str, statement: str, encoder: object, max_rows: int, error: type[Exception]
+) -> None:
+    buf = fresh()
+    with pytest.raises(error):
+        write_bind_execute(buf, portal, statement, encoder, (), None, max_rows)
+    assert bytes(buf) == PREFIX
+    write_sync(buf)  # no message left open
+    assert bytes(buf) == PREFIX * 2

@@ -94,7 +94,7 @@ class Operation:
     """
 
     __slots__ = (
-        "waiter", "error", "abandoned", "query", "rows", "row_decoder",
+        "waiter", "error", "abandoned", "query", "reply",
         "status", "sent", "on_done", "copy_chunks",
     )
 
@@ -103,8 +103,9 @@ class Operation:
         self.error: BaseException | None = None
         self.abandoned = False
         self.query = query
-        self.rows: list[Any] | None = None
-        self.row_decoder: Any = None
+        # The ExtendedReply pg-wire's reader fills for requests whose reply
+        # it can consume by itself (ExecuteOp); None for the others.
+        self.reply: Any = None
         self.status: str | None = None
         self.sent = False
         self.on_done: Callable[[Operation], None] | None = None
@@ -126,8 +127,7 @@ class Operation:
         self.rows_done()
 
     def rows_done(self) -> None:
-        """Leave the DataRow fast path (the rows, if any, are complete)."""
-        self.row_decoder = None
+        """No more rows will be decoded (an error, or ReadyForQuery)."""
 
     def result(self) -> Any:
         return self.status
@@ -200,14 +200,22 @@ class ProtocolCore:
         while True:
             if pending:
                 op = pending[0]
-                decoder = op.row_decoder
-                if decoder is not None:
+                reply = op.reply
+                if reply is not None:
+                    # Bind/Execute replies: pg-wire consumes the routine
+                    # messages (rows included) at C level, up to
+                    # ReadyForQuery or the first message needing us.
                     try:
-                        _wire.read_data_rows(reader, decoder, op.rows)  # type: ignore[arg-type]
+                        done = reader.read_reply(reply)
                     except wire_errors.ProtocolError:
                         raise
                     except Exception as exc:
                         self._row_decode_failed(op, exc)
+                        continue
+                    if done:
+                        self.transaction_status = reply.transaction_status
+                        pending.popleft()
+                        op.finish(self)
                         continue
                 elif op.copy_chunks is not None and reader.read_copy_data_into(op.copy_chunks):
                     op.copy_data_arrived()  # type: ignore[attr-defined]
@@ -245,7 +253,7 @@ class ProtocolCore:
             if err is not exc:
                 err.__cause__ = exc
             op.error = err
-        op.row_decoder = _wire.skip_rows_decoder()
+        op.reply.decoder = _wire.skip_rows_decoder()
 
     def dispatch(self, tag: int, payload: bytes) -> None:
         if tag == _NOTICE:
@@ -491,53 +499,52 @@ class PrepareOp(Operation):
 class ExecuteOp(Operation):
     """Bind + Execute + Sync of a prepared statement; rows decoded on arrival.
 
-    With *limit* > 0 the portal may stop early (PortalSuspended): ``suspended``
-    tells the caller there are more rows.
+    pg-wire's ``read_reply`` consumes the whole reply into ``reply`` (an
+    ExtendedReply: rows, command status, whether the portal was suspended by
+    a row limit), which is the waiter's result. Only an ErrorResponse, the
+    asynchronous messages and anything out of place come through
+    ``on_message``/``on_error``.
+
+    *multi*: several Executes under one Sync (fetchmany); rows keep being
+    decoded after each CommandComplete.
     """
 
-    __slots__ = ("suspended", "count_rows")
+    __slots__ = ()
 
-    def __init__(self, waiter: Any, query: str | None, row_decoder: Any) -> None:
-        super().__init__(waiter, query)
-        self.rows = []
-        self.row_decoder = row_decoder
-        self.suspended = False
-        self.count_rows = False  # several Executes (fetchmany): keep decoding
+    def __init__(self, waiter: Any, query: str | None, row_decoder: Any,
+                 multi: bool = False) -> None:
+        # Operation.__init__ inlined: this runs once per query.
+        self.waiter = waiter
+        self.error = None
+        self.abandoned = False
+        self.query = query
+        self.reply = _wire.ExtendedReply(row_decoder, multi)
+        self.status = None
+        self.sent = False
+        self.on_done = None
+        self.copy_chunks = None
 
     def on_message(self, core: ProtocolCore, tag: int, payload: bytes) -> None:
-        if tag == _BIND_COMPLETE or tag == _PARSE_COMPLETE or tag == _CLOSE_COMPLETE:
-            pass
-        elif tag == _DATA_ROW:
-            # Only when no decoder was planned (a statement without result
-            # columns cannot send rows): the server is out of step.
-            core.unexpected(tag, self)
-        elif tag == _COMMAND_COMPLETE:
-            self.status = _wire.parse_command_complete(payload)
-            if not self.count_rows:
-                self.rows_done()
-        elif tag == _PORTAL_SUSPENDED:
-            self.suspended = True
-            self.rows_done()
-        elif tag == _EMPTY_QUERY or tag == _NO_DATA:
-            self.rows_done()
+        # Everything a well-behaved server sends here was taken by
+        # read_reply(); a DataRow reaching this point came without a
+        # RowDescription planned for it.
+        core.unexpected(tag, self)
+
+    def rows_done(self) -> None:
+        self.reply.decoder = None
+
+    def finish(self, core: ProtocolCore) -> None:
+        if self.on_done is not None:
+            self.on_done(self)
+        waiter = self.waiter
+        if self.abandoned or waiter is None or waiter.done():
+            return
+        if self.error is not None:
+            waiter.set_exception(self.error)
         else:
-            core.unexpected(tag, self)
-
-    def result(self) -> Any:
-        # Not the operation itself: op -> waiter -> result -> op would be a
-        # reference cycle keeping every batch of rows alive until the GC.
-        return ExecuteResult(self.rows, self.status, self.suspended)
-
-
-class ExecuteResult:
-    """Rows and status of an executed portal."""
-
-    __slots__ = ("rows", "status", "suspended")
-
-    def __init__(self, rows: Any, status: str | None, suspended: bool) -> None:
-        self.rows = rows
-        self.status = status
-        self.suspended = suspended
+            # The reply, not the operation: op -> waiter -> result -> op
+            # would be a cycle keeping every batch of rows alive until the GC.
+            waiter.set_result(self.reply)
 
 
 class ExecuteManyOp(Operation):

@@ -124,8 +124,11 @@ class ClientProtocol(asyncio.Protocol):
 
     def send(self, op: Operation) -> Any:
         """Queue *op* (its messages are already in ``core.out``) and send."""
-        self.core.push(op)
-        self.flush()
+        core = self.core
+        core.push(op)
+        out = core.out
+        if self.transport is not None and not self.lost:
+            self.transport.write(out.take())
         return op.waiter
 
     async def drain(self) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from pg_codecs import WriteBuffer
 from pg_wire._reader import (
+    ExtendedReply,
     MessageReader,
     RawRowDecoder,
     parse_authentication,
@@ -30,6 +31,7 @@ from pg_wire._writer import (
     abort_message,
     end_bind,
     start_bind,
+    write_bind_execute,
     write_cancel_request,
     write_close,
     write_copy_data,
@@ -50,7 +52,7 @@ from pg_wire._writer import write_password_message as write_password
 PROTOCOL_3_0 = 196608
 
 __all__ = [
-    "MessageReader", "new_reader", "read_data_rows", "skip_rows_decoder",
+    "ExtendedReply", "MessageReader", "new_reader", "skip_rows_decoder", "write_bind_execute",
     "parse_authentication", "parse_backend_key_data", "parse_command_complete",
     "parse_copy_response_format", "parse_error_fields", "parse_negotiate_protocol_version",
     "parse_notification", "parse_parameter_description", "parse_parameter_status",
@@ -66,10 +68,6 @@ def new_reader(max_message_size: int | None = None) -> MessageReader:
     if max_message_size is None:
         return MessageReader()
     return MessageReader(max_message_size=max_message_size)
-
-
-def read_data_rows(reader: MessageReader, decoder: Any, out: list[Any]) -> int:
-    return reader.read_rows(decoder, out)
 
 
 def skip_rows_decoder() -> Any:

@@ -138,8 +138,8 @@ class Connection(metaclass=ConnectionMeta):
     """A connection to a PostgreSQL server; make one with :func:`connect`."""
 
     __slots__ = (
-        "_protocol", "_transport", "_loop", "_addr", "_config", "_params", "_core",
-        "_codecs", "_stmt_cache", "_stmt_cache_size", "_pending_closes", "_busy",
+        "_protocol", "_transport", "_loop", "_create_future", "_addr", "_config", "_params",
+        "_core", "_codecs", "_stmt_cache", "_stmt_cache_size", "_pending_closes", "_busy",
         "_drain_task", "_listeners", "_log_listeners", "_termination_listeners",
         "_query_loggers", "_closed", "_aborted", "_top_xact", "_server_version",
         "_cancel_info", "_record_class", "_introspected", "_source_traceback",
@@ -159,6 +159,7 @@ class Connection(metaclass=ConnectionMeta):
         self._protocol = protocol
         self._transport = transport
         self._loop = loop
+        self._create_future = loop.create_future
         self._addr = addr
         self._config = config
         self._params = params
@@ -791,7 +792,6 @@ class Connection(metaclass=ConnectionMeta):
     async def fetchval(self, query: str, *args: Any, column: int = 0,
                        timeout: float | None = None) -> Any:
         """Run *query* and return one value of its first row (None when no rows)."""
-        self._check_query(query)
         op = await self._execute(query, args, 1, timeout)
         if not op.rows:
             return None
@@ -833,11 +833,12 @@ class Connection(metaclass=ConnectionMeta):
             out.rewind(mark)
             raise
         _wire.write_sync(out)
-        op = _protocol.ExecuteOp(self._protocol.new_waiter(), stmt.query, stmt.decoder)
-        op.count_rows = True  # several CommandCompletes: keep collecting
+        # Several CommandCompletes: keep collecting rows after each.
+        op = _protocol.ExecuteOp(self._protocol.new_waiter(), stmt.query, stmt.decoder,
+                                 multi=True)
         self._send(op)
-        await self._wait(op, deadline)
-        return op.rows or []
+        reply = await self._wait(op, deadline)
+        return reply.rows or []
 
     async def _extended(self, timeout: float | None, stmt: _Statement | None,
                         write: Callable[[WriteBuffer], None]) -> Any:
@@ -878,7 +879,8 @@ class Connection(metaclass=ConnectionMeta):
         started = time.monotonic()
         exc: BaseException | None = None
         # _operation() inlined: this is the path of every fetch*/execute.
-        self._check_open()
+        if self._closed or self._core.closed:
+            self._check_open()
         if self._busy:
             raise InterfaceError(
                 "cannot perform operation: another operation is in progress")
@@ -931,28 +933,40 @@ class Connection(metaclass=ConnectionMeta):
 
     async def _bind_execute(self, stmt: _Statement, args: Sequence[Any], limit: int,
                             deadline: float | None, portal: str = "") -> Any:
-        out = self._core.out
-        self._write_pending_closes()
-        mark = len(out)
+        # The path of every fetch*/execute with arguments: Bind, Execute
+        # and Sync written by one pg-wire call, the wait inlined.
+        if self._pending_closes:
+            self._write_pending_closes()
+        if stmt.closed or len(args) != len(stmt.param_oids):
+            self._check_bind(stmt, args)
         try:
-            self._write_bind(out, stmt, portal, args)
-        except BaseException:
-            out.rewind(mark)
+            _wire.write_bind_execute(self._core.out, portal, stmt.name, stmt.encoder, args,
+                                     stmt.result_formats, limit)
+        except (codecs.ParameterEncodeError, codecs.ParameterCountError) as exc:
+            raise codecs.param_error(exc, None) from exc.__cause__
+        op = _protocol.ExecuteOp(self._create_future(), stmt.query, stmt.decoder)
+        self._query_count += 1
+        waiter = self._protocol.send(op)
+        if deadline is not None:
+            return await self._wait(op, deadline)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            self._abandon(op)
             raise
-        _wire.write_execute(out, portal, limit)
-        _wire.write_sync(out)
-        op = _protocol.ExecuteOp(self._protocol.new_waiter(), stmt.query, stmt.decoder)
-        self._send(op)
-        return await self._wait(op, deadline)
 
-    def _write_bind(self, out: WriteBuffer, stmt: _Statement, portal: str,
-                    args: Sequence[Any], element: int | None = None) -> None:
+    @staticmethod
+    def _check_bind(stmt: _Statement, args: Sequence[Any]) -> None:
         if stmt.closed:
             raise InterfaceError("cannot use a prepared statement that was closed")
         if len(args) != len(stmt.param_oids):
             if len(args) > 32767:
                 raise InterfaceError("the number of query arguments cannot exceed 32767")
             raise codecs.arg_count_error(len(stmt.param_oids), len(args))
+
+    def _write_bind(self, out: WriteBuffer, stmt: _Statement, portal: str,
+                    args: Sequence[Any], element: int | None = None) -> None:
+        self._check_bind(stmt, args)
         try:
             _wire.write_bind(out, portal, stmt.name, stmt.encoder, args, stmt.result_formats)
         except (codecs.ParameterEncodeError, codecs.ParameterCountError) as exc:

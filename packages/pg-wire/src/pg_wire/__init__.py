@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from pg_wire import auth, tags
 from pg_wire._reader import (
+    ExtendedReply,
     MessageReader,
     RawRowDecoder,
     parse_authentication,
@@ -39,6 +40,7 @@ from pg_wire._writer import (
     end_bind,
     start_bind,
     write_bind,
+    write_bind_execute,
     write_bind_params,
     write_cancel_request,
     write_close,
@@ -69,6 +71,7 @@ __version__ = "0.1.0"
 __all__ = [
     "PROTOCOL_3_0",
     "PROTOCOL_3_2",
+    "ExtendedReply",
     "FramingError",
     "MessageReader",
     "ProtocolError",
@@ -94,6 +97,7 @@ __all__ = [
     "start_bind",
     "tags",
     "write_bind",
+    "write_bind_execute",
     "write_bind_params",
     "write_cancel_request",
     "write_close",

@@ -8,6 +8,8 @@ For Cython callers (pg-client's hot paths, should they move to Cython):
   the 5-byte header). The FRBuffer points into the reader's own buffers and
   is valid until the next call on the reader.
 * ``MessageReader.read_rows(decoder, out)`` runs the DataRow loop in C.
+* ``MessageReader.read_reply(reply)`` consumes the routine messages of an
+  extended-query reply up to ReadyForQuery into an ``ExtendedReply``.
 * ``c_parse_*(data, length)`` parse one backend payload; they raise
   pg_wire.errors.ProtocolError for anything malformed.
 """
@@ -75,6 +77,18 @@ cdef class MessageReader:
     cpdef Py_ssize_t skip_rows(self) except -1
     cpdef Py_ssize_t read_copy_data(self, list out) except -1
     cpdef Py_ssize_t read_copy_data_into(self, bytearray out) except -1
+    cpdef bint read_reply(self, ExtendedReply reply) except -1
+
+
+@cython.final
+cdef class ExtendedReply:
+    # What MessageReader.read_reply() collects of one extended-query reply.
+    cdef public RowDecoder decoder
+    cdef public list rows
+    cdef public object status
+    cdef public bint suspended
+    cdef public bint multi
+    cdef public object transaction_status
 
 
 @cython.final

@@ -37,6 +37,18 @@ class MessageReader:
     def skip_rows(self) -> int: ...
     def read_copy_data(self, out: list[bytes]) -> int: ...
     def read_copy_data_into(self, out: bytearray) -> int: ...
+    def read_reply(self, reply: ExtendedReply) -> bool: ...
+
+class ExtendedReply:
+    """What :meth:`MessageReader.read_reply` collects of one reply."""
+
+    decoder: RowDecoder | None
+    rows: list[object]
+    status: str | None
+    suspended: bool
+    multi: bool
+    transaction_status: str | None
+    def __init__(self, decoder: RowDecoder | None = None, multi: bool = False) -> None: ...
 
 class RawRowDecoder(RowDecoder):  # type: ignore[misc]  # pg_codecs._codecs has no stub yet
     """A RowDecoder that keeps values as raw bytes."""

@@ -674,6 +674,77 @@ cdef class MessageReader:
             count += 1
         return count
 
+    cpdef bint read_reply(self, ExtendedReply reply) except -1:
+        """Consume the routine messages of an extended-query reply.
+
+        One call takes, in the order they come, every complete message of
+        the reply to Parse/Bind/Execute/Sync requests that needs no decision
+        from the caller: ParseComplete, BindComplete, CloseComplete, NoData,
+        EmptyQueryResponse, DataRow (decoded with ``reply.decoder`` into
+        ``reply.rows``), CommandComplete (its tag into ``reply.status``),
+        PortalSuspended and, last, ReadyForQuery.
+
+        It stops before any other message (ErrorResponse, NoticeResponse,
+        ParameterStatus, a DataRow while ``reply.decoder`` is None, ...),
+        leaving it for :meth:`read_message`, and before a message that has
+        not fully arrived.
+
+        After CommandComplete, EmptyQueryResponse, NoData or PortalSuspended
+        ``reply.decoder`` is set to None (no more rows are expected), unless
+        ``reply.multi`` is true (several Executes under one Sync).
+
+        :return: True when ReadyForQuery was consumed (its status is in
+            ``reply.transaction_status``): the reply is complete.
+        :raises FramingError: If a message header is invalid.
+        :raises ProtocolError: If a CommandComplete or ReadyForQuery payload
+            is malformed.
+        :raises Exception: Whatever the decoder raises; that DataRow has been
+            consumed, and the rows before it are in ``reply.rows``.
+        """
+        cdef int tag
+        if reply is None:
+            raise TypeError("read_reply() needs an ExtendedReply")
+        if self._frontend:
+            raise RuntimeError("read_reply() reads backend messages; this reader reads "
+                               "frontend messages")
+        while True:
+            tag = self._peek_tag()
+            if tag == <unsigned char>_tags.DATA_ROW_TAG:
+                if reply.decoder is None or reply.rows is None:
+                    return False
+                self.read_rows(reply.decoder, reply.rows)
+                if self._peek_tag() == <unsigned char>_tags.DATA_ROW_TAG:
+                    return False   # a DataRow that has not fully arrived
+                continue
+            if (tag != <unsigned char>_tags.BIND_COMPLETE_TAG
+                    and tag != <unsigned char>_tags.PARSE_COMPLETE_TAG
+                    and tag != <unsigned char>_tags.CLOSE_COMPLETE_TAG
+                    and tag != <unsigned char>_tags.COMMAND_COMPLETE_TAG
+                    and tag != <unsigned char>_tags.READY_FOR_QUERY_TAG
+                    and tag != <unsigned char>_tags.NO_DATA_TAG
+                    and tag != <unsigned char>_tags.EMPTY_QUERY_RESPONSE_TAG
+                    and tag != <unsigned char>_tags.PORTAL_SUSPENDED_TAG):
+                return False   # nothing buffered, or the caller's message
+            if self._take() == 0:
+                return False
+            if tag == <unsigned char>_tags.COMMAND_COMPLETE_TAG:
+                reply.status = c_parse_command_complete(self._payload.buf, self._payload.len)
+                if not reply.multi:
+                    reply.decoder = None
+            elif tag == <unsigned char>_tags.READY_FOR_QUERY_TAG:
+                reply.transaction_status = c_parse_ready_for_query(
+                    self._payload.buf, self._payload.len)
+                reply.decoder = None
+                return True
+            elif tag == <unsigned char>_tags.PORTAL_SUSPENDED_TAG:
+                reply.suspended = True
+                if not reply.multi:
+                    reply.decoder = None
+            elif (tag == <unsigned char>_tags.NO_DATA_TAG
+                    or tag == <unsigned char>_tags.EMPTY_QUERY_RESPONSE_TAG):
+                if not reply.multi:
+                    reply.decoder = None
+
 
 # -- payload parsing ---------------------------------------------------------------
 #
@@ -1240,3 +1311,32 @@ cdef class RawRowDecoder(RowDecoder):
 
     cdef object decode_row(self, const char* data, Py_ssize_t length):
         return _data_row(data, length, True)
+
+
+@cython.final
+cdef class ExtendedReply:
+    """What :meth:`MessageReader.read_reply` collects of one reply.
+
+    :param decoder: The RowDecoder planned for the result, or None when the
+        request returns no rows.
+    :param multi: True when several Executes share the Sync (their rows all
+        go to ``rows``).
+
+    Attributes: ``decoder`` (set to None once no more rows are expected),
+    ``rows`` (the decoded rows), ``status`` (the last CommandComplete tag,
+    or None), ``suspended`` (a PortalSuspended arrived: the portal has more
+    rows), ``multi`` and ``transaction_status`` (``"I"``, ``"T"`` or
+    ``"E"`` from ReadyForQuery; None until it arrives).
+    """
+
+    def __init__(self, RowDecoder decoder=None, bint multi=False):
+        self.decoder = decoder
+        self.rows = []
+        self.status = None
+        self.suspended = False
+        self.multi = multi
+        self.transaction_status = None
+
+    def __repr__(self):
+        return (f"<ExtendedReply rows={len(self.rows)} status={self.status!r} "
+                f"suspended={self.suspended} transaction_status={self.transaction_status!r}>")

@@ -34,6 +34,9 @@ cpdef void start_bind(WriteBuffer buf, str portal, str statement) except *
 cpdef void write_bind_params(WriteBuffer buf, object formats, object values) except *
 cpdef void end_bind(WriteBuffer buf, object result_formats=*) except *
 cpdef void abort_message(WriteBuffer buf) except *
+cpdef void write_bind_execute(WriteBuffer buf, str portal, str statement, object encoder,
+                              object args, object result_formats=*, int32_t max_rows=*,
+                              bint sync=*) except *
 cpdef void write_describe(WriteBuffer buf, object kind, str name) except *
 cpdef void write_execute(WriteBuffer buf, str portal, int32_t max_rows=*) except *
 cpdef void write_close(WriteBuffer buf, object kind, str name) except *

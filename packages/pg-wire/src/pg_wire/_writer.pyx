@@ -39,7 +39,7 @@ from libc.stdint cimport int16_t, int32_t, uint16_t, uint32_t
 from libc.string cimport memchr
 
 from pg_codecs._buffer cimport WriteBuffer
-from pg_codecs._codecs cimport RowDecoder
+from pg_codecs._codecs cimport ParamEncoder, RowDecoder
 from pg_wire cimport _tags
 
 
@@ -546,6 +546,50 @@ cpdef void write_bind(WriteBuffer buf, str portal, str statement,
         if have_view:
             PyBuffer_Release(&view)
 
+
+cpdef void write_bind_execute(WriteBuffer buf, str portal, str statement, object encoder,
+                              object args, object result_formats=(), int32_t max_rows=0,
+                              bint sync=True) except *:
+    """Write Bind, Execute and (by default) Sync: one extended-query request.
+
+    The parameter section of the Bind is encoded straight into *buf* by
+    *encoder*: a pg_codecs ParamEncoder (at C level), or any object with a
+    ``write_params(buf, args)`` method that appends the section.
+
+    :param portal: Portal name; ``""`` for the unnamed portal.
+    :param statement: Prepared statement name; ``""`` for the unnamed one.
+    :param args: The parameter values, as *encoder* takes them.
+    :param result_formats: Result column format codes, or a RowDecoder, as
+        for :func:`end_bind`.
+    :param max_rows: Most rows to return; 0 for no limit.
+    :param sync: Also write the Sync that ends the request.
+    :raises ValueError: As :func:`start_bind`, :func:`end_bind` and
+        :func:`write_execute` do; whatever the encoder raises. On any error
+        the buffer is left as it was before this call.
+    """
+    cdef Py_ssize_t mark = _begin(buf)
+    if max_rows < 0:
+        raise ValueError(f"max_rows must be 0 (no limit) or positive, not {max_rows}")
+    try:
+        buf.start_message(_tags.BIND_TAG)
+        _write_cstr(buf, portal, "the portal name")
+        _write_cstr(buf, statement, "the statement name")
+        if type(encoder) is ParamEncoder:
+            (<ParamEncoder>encoder).encode_params(buf, args)
+        else:
+            encoder.write_params(buf, args)
+        _write_result_formats(buf, result_formats)
+        buf.end_message()
+        buf.start_message(_tags.EXECUTE_TAG)
+        _write_cstr(buf, portal, "the portal name")
+        buf.write_int32(max_rows)
+        buf.end_message()
+        if sync:
+            buf.start_message(_tags.SYNC_TAG)
+            buf.end_message()
+    except BaseException:
+        _rollback(buf, mark)
+        raise
 
 cdef int _write_target(WriteBuffer buf, char tag, object kind, str name,
                        str what) except -1:
