@@ -109,8 +109,9 @@ class Operation:
         self.status: str | None = None
         self.sent = False
         self.on_done: Callable[[Operation], None] | None = None
-        # A bytearray while the operation takes CopyData in bulk (COPY OUT).
-        self.copy_chunks: bytearray | None = None
+        # While the operation takes CopyData in bulk (COPY OUT): the batches
+        # received and not yet drained, one bytearray per read.
+        self.copy_chunks: collections.deque[bytearray] | None = None
 
     # Messages every extended-protocol request may see.
     def on_message(self, core: ProtocolCore, tag: int, payload: bytes) -> None:
@@ -217,8 +218,12 @@ class ProtocolCore:
                         pending.popleft()
                         op.finish(self)
                         continue
-                elif op.copy_chunks is not None and reader.read_copy_data_into(op.copy_chunks):
-                    op.copy_data_arrived()  # type: ignore[attr-defined]
+                elif op.copy_chunks is not None:
+                    # One exactly sized buffer per read: growing one buffer
+                    # across reads made glibc fault in fresh pages each time.
+                    batch = bytearray()
+                    if reader.read_copy_data_into(batch):
+                        op.copy_data_arrived(batch)  # type: ignore[attr-defined]
             msg = reader.read_message()
             if msg is None:
                 return
@@ -574,37 +579,44 @@ class CopyOutOp(Operation):
     draining task and pauses reading when too much is buffered).
     """
 
-    __slots__ = ("on_data", "started")
+    __slots__ = ("on_data", "started", "buffered")
 
     def __init__(self, waiter: Any, query: str, on_data: Callable[[], None]) -> None:
         super().__init__(waiter, query)
         self.on_data = on_data
         self.started = False
+        self.buffered = 0  # bytes queued in copy_chunks
 
     def take_data(self) -> bytearray | None:
-        """The COPY data received so far, or None (the caller drains it)."""
-        data = self.copy_chunks
-        if not data:
+        """The oldest batch of COPY data not yet drained, or None."""
+        chunks = self.copy_chunks
+        if not chunks:
             return None
-        self.copy_chunks = bytearray()
+        data = chunks.popleft()
+        self.buffered -= len(data)
         return data
 
-    def copy_data_arrived(self) -> None:
-        if self.abandoned:
-            self.copy_chunks = bytearray()
-        else:
-            self.on_data()
+    def drop_data(self) -> None:
+        """Forget what is queued (the caller gave up)."""
+        if self.copy_chunks is not None:
+            self.copy_chunks.clear()
+        self.buffered = 0
+
+    def copy_data_arrived(self, data: bytearray) -> None:
+        if self.abandoned or self.copy_chunks is None:
+            return
+        self.copy_chunks.append(data)
+        self.buffered += len(data)
+        self.on_data()
 
     def on_message(self, core: ProtocolCore, tag: int, payload: bytes) -> None:
         if tag == _COPY_DATA:
             # The bulk path in data_received() takes CopyData once
             # CopyOutResponse has arrived; this is a stray one before it.
-            if self.copy_chunks is not None and not self.abandoned:
-                self.copy_chunks += payload
-                self.on_data()
+            self.copy_data_arrived(bytearray(payload))
         elif tag == _COPY_OUT:
             self.started = True
-            self.copy_chunks = bytearray()
+            self.copy_chunks = collections.deque()
         elif tag == _COPY_DONE:
             pass
         elif tag == _COMMAND_COMPLETE:

@@ -1220,7 +1220,7 @@ class Connection(metaclass=ConnectionMeta):
                     # Backpressure only while someone drains the chunks: an
                     # abandoned or finished copy must never leave reading off.
                     if (not op.abandoned and not op.waiter.done()
-                            and len(op.copy_chunks or b"") > 4 * 1024 * 1024):
+                            and op.buffered > 4 * 1024 * 1024):
                         proto.pause_reading()
 
                 op = _protocol.CopyOutOp(proto.new_waiter(), sql, on_data)
@@ -1245,7 +1245,7 @@ class Connection(metaclass=ConnectionMeta):
                         await _copy.with_deadline(wake.wait(), self, deadline)
                 except BaseException:
                     self._abandon(op)
-                    op.copy_chunks = bytearray()
+                    op.drop_data()
                     proto.resume_reading()
                     raise
                 proto.resume_reading()

@@ -655,16 +655,58 @@ cdef class MessageReader:
         """Take consecutive CopyData messages, appending their data to *out*.
 
         Like :meth:`read_copy_data`, without a ``bytes`` object per message:
-        COPY OUT sends one message per row.
+        COPY OUT sends one message per row. The messages that lie whole in
+        the current chunk are measured first and copied with one resize of
+        *out*.
 
         :return: The number of messages taken.
         :raises FramingError: If a CopyData header is invalid.
         """
         cdef Py_ssize_t count = 0
-        cdef Py_ssize_t old
+        cdef Py_ssize_t old, avail, off, total, n, i
+        cdef const char* p
+        cdef char* dst
+        cdef int32_t length
+        cdef int32_t limit = self._limits[<unsigned char>_tags.COPY_DATA_TAG]
         if out is None:
             raise TypeError("read_copy_data_into() needs a bytearray")
-        while self._peek_tag() == <unsigned char>_tags.COPY_DATA_TAG:
+        if self._assembled is not None:
+            self._assembled = None
+        while True:
+            # Fast path: the run of complete CopyData messages in this chunk.
+            avail = self._end - self._pos
+            p = self._ptr + self._pos
+            off = 0
+            total = 0
+            n = 0
+            while avail - off >= 5 and p[off] == _tags.COPY_DATA_TAG:
+                length = hton.unpack_int32(p + off + 1)
+                if length < 4 or length > limit:
+                    if n == 0:
+                        self._bad_header(p[off], length)
+                    break   # copy what precedes it; the next call raises
+                if <Py_ssize_t>length + 1 > avail - off:
+                    break
+                total += length - 4
+                n += 1
+                off += length + 1
+            if n:
+                old = PyByteArray_GET_SIZE(out)
+                PyByteArray_Resize(out, old + total)
+                dst = PyByteArray_AS_STRING(out) + old
+                off = 0
+                for i in range(n):
+                    length = hton.unpack_int32(p + off + 1)
+                    memcpy(dst, p + off + 5, <size_t>(length - 4))
+                    dst += length - 4
+                    off += length + 1
+                self._pos += off
+                self._buffered -= off
+                count += n
+                continue
+            # A message across chunks (or the end of this one): one at a time.
+            if self._peek_tag() != <unsigned char>_tags.COPY_DATA_TAG:
+                break
             if self._take() == 0:
                 break
             old = PyByteArray_GET_SIZE(out)
