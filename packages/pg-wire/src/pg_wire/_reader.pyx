@@ -663,7 +663,7 @@ cdef class MessageReader:
         :raises FramingError: If a CopyData header is invalid.
         """
         cdef Py_ssize_t count = 0
-        cdef Py_ssize_t old, avail, off, total, n, i
+        cdef Py_ssize_t old, avail, off, total, n
         cdef const char* p
         cdef char* dst
         cdef int32_t length
@@ -695,7 +695,7 @@ cdef class MessageReader:
                 PyByteArray_Resize(out, old + total)
                 dst = PyByteArray_AS_STRING(out) + old
                 off = 0
-                for i in range(n):
+                for _ in range(n):
                     length = hton.unpack_int32(p + off + 1)
                     memcpy(dst, p + off + 5, <size_t>(length - 4))
                     dst += length - 4
