@@ -24,6 +24,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 _CHUNK = 512 * 1024
+# Binary COPY of records: small enough that the server starts on the first
+# chunk while the rest is encoded, large enough to keep per-chunk work rare.
+_RECORD_CHUNK = 64 * 1024
 _BINARY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
 _BINARY_TRAILER = b"\xff\xff"
 
@@ -174,7 +177,7 @@ async def binary_record_chunks(encoder: Any, records: Any) -> AsyncIterator[byte
             buf = WriteBuffer()
             async for record in records:
                 encoder.write_copy_record(buf, record)
-                if len(buf) >= _CHUNK:
+                if len(buf) >= _RECORD_CHUNK:
                     yield buf.take()
             if len(buf):
                 yield buf.take()
@@ -182,7 +185,7 @@ async def binary_record_chunks(encoder: Any, records: Any) -> AsyncIterator[byte
             iterator = iter(records)
             while True:
                 buf = WriteBuffer()
-                done = encoder.write_copy_records(buf, iterator, _CHUNK)
+                done = encoder.write_copy_records(buf, iterator, _RECORD_CHUNK)
                 if len(buf):
                     yield buf.take()
                 if done:
