@@ -552,23 +552,21 @@ class ExecuteOp(Operation):
             waiter.set_result(self.reply)
 
 
-class ExecuteManyOp(Operation):
-    """Many Bind + Execute pairs under one Sync: atomic, like asyncpg's."""
+class ExecuteManyOp(ExecuteOp):
+    """Many Bind + Execute pairs under one Sync: atomic, like asyncpg's.
 
-    __slots__ = ("completed",)
+    Their BindCompletes and CommandCompletes are consumed by pg-wire's
+    ``read_reply``; rows (an INSERT ... RETURNING, say) are dropped, as
+    asyncpg's executemany drops them.
+    """
+
+    __slots__ = ()
 
     def __init__(self, waiter: Any, query: str) -> None:
-        super().__init__(waiter, query)
-        self.completed = 0
+        super().__init__(waiter, query, None, multi=True)
 
     def on_message(self, core: ProtocolCore, tag: int, payload: bytes) -> None:
-        if tag == _COMMAND_COMPLETE:
-            self.completed += 1
-            self.status = _wire.parse_command_complete(payload)
-        elif tag in (_BIND_COMPLETE, _PARSE_COMPLETE, _CLOSE_COMPLETE, _EMPTY_QUERY,
-                     _NO_DATA, _DATA_ROW, _PORTAL_SUSPENDED):
-            pass
-        else:
+        if tag != _DATA_ROW:
             core.unexpected(tag, self)
 
 

@@ -755,10 +755,17 @@ class Connection(metaclass=ConnectionMeta):
         self._write_pending_closes()
         mark = len(out)
         flushed = False
+        nparams = len(stmt.param_oids)
+        write = _wire.write_bind_execute
         try:
             for element, row_args in enumerate(args):
-                self._write_bind(out, stmt, "", row_args, element)
-                _wire.write_execute(out, "", 0)
+                if stmt.closed or len(row_args) != nparams:
+                    self._check_bind(stmt, row_args)
+                try:
+                    write(out, "", stmt.name, stmt.encoder, row_args, stmt.result_formats, 0,
+                          False)
+                except (codecs.ParameterEncodeError, codecs.ParameterCountError) as exc:
+                    raise codecs.param_error(exc, element) from exc.__cause__
                 if len(out) > 1 << 20:
                     # Keep memory flat for millions of rows: send as we go.
                     self._protocol.flush()
