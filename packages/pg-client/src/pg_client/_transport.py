@@ -73,7 +73,8 @@ class ClientProtocol(asyncio.Protocol):
         except Exception as exc:
             self._protocol_failure(exc)
             return
-        self.flush()
+        if len(core.out):
+            self.flush()
 
     def _protocol_failure(self, exc: BaseException) -> None:
         # The stream can no longer be trusted: fail everything, close.
@@ -125,10 +126,12 @@ class ClientProtocol(asyncio.Protocol):
     def send(self, op: Operation) -> Any:
         """Queue *op* (its messages are already in ``core.out``) and send."""
         core = self.core
-        core.push(op)
-        out = core.out
+        if core.closed:
+            core.push(op)  # raises the connection-closed error
+        op.sent = True
+        core.pending.append(op)
         if self.transport is not None and not self.lost:
-            self.transport.write(out.take())
+            self.transport.write(core.out.take())
         return op.waiter
 
     async def drain(self) -> None:
