@@ -107,7 +107,7 @@ def targets(data: dict[str, Any]) -> list[dict[str, Any]]:
         a, b = mem[ours]["peak_rss_mb"], mem[BASELINE]["peak_rss_mb"]
         add(
             "peak memory fetching 1,000,000 rows <= asyncpg's",
-            f"{a:.0f} MB vs {b:.0f} MB",
+            f"{a:.1f} MB vs {b:.1f} MB",
             a <= b,
         )
     else:
