@@ -1,0 +1,105 @@
+"""User-space instructions per ``SELECT 1+1``: pg_client, asyncpg, a raw floor.
+
+CPU time per query on a 2-core VM moves by 10-20% between runs, and more
+than half of it is the kernel's TCP work, the same for every client. The
+number of user-space instructions (``perf stat -e instructions:u``) is
+stable to about 1%, and shows only what the client itself executes.
+
+For each client, one child process connects on uvloop and runs N queries;
+the count of a run with N = 0 (interpreter start, imports, connecting) is
+subtracted, and the rest divided by N. "raw" writes pg_client's request
+pre-built (Bind, Execute, Sync of a prepared statement) and only looks for
+ReadyForQuery in what comes back: the event loop and the socket alone.
+
+Usage: ``python tools/rebuild.py && python tools/bench_instructions.py``
+(needs ``perf`` and the bench venv that ``tools/bench.py`` makes).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+TOOLS = Path(__file__).resolve().parent
+REPO = TOOLS.parent
+sys.path.insert(0, str(TOOLS))
+
+import pgcluster  # noqa: E402
+
+QUERIES = 20_000
+
+CHILD = r"""
+import asyncio, os, struct, sys, urllib.parse
+import uvloop
+
+async def client(mod, n):
+    con = await mod.connect(os.environ["BENCH_DSN"], ssl=False)
+    for _ in range(n):
+        await con.fetchval("SELECT 1+1")
+
+async def raw(n):
+    loop = asyncio.get_running_loop()
+    def msg(tag, body):
+        return tag + struct.pack("!i", len(body) + 4) + body
+    body = struct.pack("!i", 196608) + b"user\0postgres\0database\0postgres\0\0"
+    startup = struct.pack("!i", len(body) + 4) + body
+    parse = msg(b"P", b"s1\0SELECT 1+1\0\0\0") + msg(b"S", b"")
+    request = (msg(b"B", b"\0s1\0" + struct.pack("!hhhh", 0, 0, 1, 1))
+               + msg(b"E", b"\0\0\0\0\1") + msg(b"S", b""))
+    waiter = None
+    class Raw(asyncio.Protocol):
+        def data_received(self, data):
+            if b"Z\0\0\0\5" in data and waiter is not None and not waiter.done():
+                waiter.set_result(None)
+    url = urllib.parse.urlparse(os.environ["BENCH_DSN"])
+    transport, _ = await loop.create_connection(Raw, url.hostname, url.port)
+    for m in [startup, parse] + [request] * n:
+        waiter = loop.create_future()
+        transport.write(m)
+        await waiter
+    transport.close()
+
+which, n = sys.argv[1], int(sys.argv[2])
+if which == "raw":
+    uvloop.run(raw(n))
+else:
+    uvloop.run(client(__import__(which), n))
+"""
+
+
+def count(python: str, which: str, n: int, env: dict[str, str]) -> int:
+    out = subprocess.run(
+        ["perf", "stat", "-x,", "-e", "instructions:u", python, "-c", CHILD, which, str(n)],
+        env=env, capture_output=True, text=True, check=True,
+    ).stderr
+    for line in out.splitlines():
+        if "instructions" in line:
+            return int(line.split(",")[0])
+    raise SystemExit(f"bench_instructions: no count from perf:\n{out}")
+
+
+def main() -> int:
+    if shutil.which("perf") is None:
+        print("bench_instructions: needs `perf` (Debian: linux-perf)", file=sys.stderr)
+        return 1
+    python = REPO / ".cache" / "bench-venv" / "bin" / "python"
+    if not python.exists():
+        print("bench_instructions: run tools/bench.py once to make the bench venv",
+              file=sys.stderr)
+        return 1
+    cluster = pgcluster.get_cluster()
+    env = dict(os.environ, BENCH_DSN=cluster.dsn(), PYTHONPATH=os.pathsep.join(
+        str(REPO / "packages" / p / "src") for p in ("pg-codecs", "pg-wire", "pg-client")))
+    for which in ("raw", "pg_client", "asyncpg"):
+        base = count(str(python), which, 0, env)
+        total = count(str(python), which, QUERIES, env)
+        per_query = (total - base) / QUERIES / 1000
+        print(f"{which:10s} {per_query:6.1f}k user instructions per SELECT 1+1")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
