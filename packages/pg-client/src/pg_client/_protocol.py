@@ -294,7 +294,6 @@ class ProtocolCore:
         if tag == _READY:
             self.transaction_status = _wire.parse_ready_for_query(payload)
             pending.popleft()
-            op.rows_done()
             op.finish(self)
         elif tag == _ERROR:
             op.on_error(self, PostgresError.new(_wire.parse_error_fields(payload), op.query))
@@ -518,7 +517,9 @@ class ExecuteOp(Operation):
 
     def __init__(self, waiter: Any, query: str | None, row_decoder: Any,
                  multi: bool = False) -> None:
-        # Operation.__init__ inlined: this runs once per query.
+        # Operation.__init__ inlined: this runs once per query, and the extra
+        # call costs ~1.6k of ~35k instructions per SELECT 1+1. A unit test
+        # (test_protocol_ops.py) checks every slot of Operation is set here.
         self.waiter = waiter
         self.error = None
         self.abandoned = False

@@ -126,10 +126,7 @@ class ClientProtocol(asyncio.Protocol):
     def send(self, op: Operation) -> Any:
         """Queue *op* (its messages are already in ``core.out``) and send."""
         core = self.core
-        if core.closed:
-            core.push(op)  # raises the connection-closed error
-        op.sent = True
-        core.pending.append(op)
+        core.push(op)
         if self.transport is not None and not self.lost:
             self.transport.write(core.out.take())
         return op.waiter

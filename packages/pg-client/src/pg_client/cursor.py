@@ -97,11 +97,9 @@ class BaseCursor(ConnectionResource):
         stmt = self._state
         portal = f"__pgc_portal_{next(_portal_ids):x}__"
 
-        def write(out: Any) -> None:
-            con._write_bind(out, stmt, portal, self._args)
-            _wire.write_execute(out, portal, n)
-
-        op = await con._extended(timeout, stmt, write)
+        op = await con._extended(
+            timeout, stmt,
+            lambda out: con._write_bind_execute(out, stmt, portal, self._args, n, False))
         self._portal_name = portal
         self._exhausted = not op.suspended
         return op.rows
