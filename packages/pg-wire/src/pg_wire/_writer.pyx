@@ -413,6 +413,25 @@ cpdef void write_parse(WriteBuffer buf, str name, str query,
         raise
 
 
+cdef int _open_bind(WriteBuffer buf, str portal, str statement) except -1:
+    # The start of a Bind: header and the two names; the message stays open.
+    buf.start_message(_tags.BIND_TAG)
+    _write_cstr(buf, portal, "the portal name")
+    _write_cstr(buf, statement, "the statement name")
+    return 0
+
+
+cdef int _write_execute(WriteBuffer buf, str portal, int32_t max_rows) except -1:
+    # A whole Execute; the caller rolls back on error.
+    if max_rows < 0:
+        raise ValueError(f"max_rows must be 0 (no limit) or positive, not {max_rows}")
+    buf.start_message(_tags.EXECUTE_TAG)
+    _write_cstr(buf, portal, "the portal name")
+    buf.write_int32(max_rows)
+    buf.end_message()
+    return 0
+
+
 cpdef void start_bind(WriteBuffer buf, str portal, str statement) except *:
     """Open a Bind message: header, portal name and statement name.
 
@@ -426,9 +445,7 @@ cpdef void start_bind(WriteBuffer buf, str portal, str statement) except *:
     """
     cdef Py_ssize_t mark = _begin(buf)
     try:
-        buf.start_message(_tags.BIND_TAG)
-        _write_cstr(buf, portal, "the portal name")
-        _write_cstr(buf, statement, "the statement name")
+        _open_bind(buf, portal, statement)
     except BaseException:
         _rollback(buf, mark)
         raise
@@ -568,22 +585,15 @@ cpdef void write_bind_execute(WriteBuffer buf, str portal, str statement, object
         the buffer is left as it was before this call.
     """
     cdef Py_ssize_t mark = _begin(buf)
-    if max_rows < 0:
-        raise ValueError(f"max_rows must be 0 (no limit) or positive, not {max_rows}")
     try:
-        buf.start_message(_tags.BIND_TAG)
-        _write_cstr(buf, portal, "the portal name")
-        _write_cstr(buf, statement, "the statement name")
+        _open_bind(buf, portal, statement)
         if type(encoder) is ParamEncoder:
             (<ParamEncoder>encoder).encode_params(buf, args)
         else:
             encoder.write_params(buf, args)
         _write_result_formats(buf, result_formats)
         buf.end_message()
-        buf.start_message(_tags.EXECUTE_TAG)
-        _write_cstr(buf, portal, "the portal name")
-        buf.write_int32(max_rows)
-        buf.end_message()
+        _write_execute(buf, portal, max_rows)
         if sync:
             buf.start_message(_tags.SYNC_TAG)
             buf.end_message()
@@ -625,13 +635,8 @@ cpdef void write_execute(WriteBuffer buf, str portal, int32_t max_rows=0) except
     :raises ValueError: If *max_rows* is negative.
     """
     cdef Py_ssize_t mark = _begin(buf)
-    if max_rows < 0:
-        raise ValueError(f"max_rows must be 0 (no limit) or positive, not {max_rows}")
     try:
-        buf.start_message(_tags.EXECUTE_TAG)
-        _write_cstr(buf, portal, "the portal name")
-        buf.write_int32(max_rows)
-        buf.end_message()
+        _write_execute(buf, portal, max_rows)
     except BaseException:
         _rollback(buf, mark)
         raise
