@@ -264,6 +264,7 @@ async def test_r10_backend_crash(cluster: Any, app: str, figure: Any) -> None:
         finally:
             await ctl.close()
         loop = asyncio.get_running_loop()
+        log_start = cluster.log_path.stat().st_size
         os.kill(victim.get_server_pid(), signal.SIGKILL)
         killed = loop.time()
 
@@ -280,6 +281,16 @@ async def test_r10_backend_crash(cluster: Any, app: str, figure: Any) -> None:
         idle_error = info.value
 
         # Reconnecting during crash recovery: CannotConnectNowError until ready.
+        # Not before the postmaster has reaped every backend: a connection it
+        # accepts while still sending SIGQUIT to its children can be dropped
+        # unanswered (its backend killed with the rest), a reset libpq and
+        # asyncpg see too. After "reinitializing" every attempt is answered.
+        def reinitializing() -> bool:
+            with open(cluster.log_path, "rb") as f:
+                f.seek(log_start)
+                return b"all server processes terminated; reinitializing" in f.read()
+
+        assert await wait_until(reinitializing, 20), "the server did not reinitialize"
         refusals: dict[str, int] = {}
         while True:
             try:
