@@ -32,9 +32,8 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
-from pg_wire import errors as wire_errors
-
-from ._protocol import Operation, ProtocolCore
+from ._core import StreamProtocol
+from ._protocol import ProtocolCore
 from .exceptions import ConnectionDoesNotExistError, InterfaceError, PostgresError, ProtocolError
 
 SSL_REQUEST = struct.pack("!ii", 8, 80877103)
@@ -44,37 +43,24 @@ _COPY_HIGH_WATER = 4 * 1024 * 1024
 _COPY_LOW_WATER = 1024 * 1024
 
 
-class ClientProtocol(asyncio.Protocol):
-    """The asyncio side of one connection: bytes in and out of ``core``."""
+class ClientProtocol(StreamProtocol, asyncio.Protocol):
+    """The asyncio side of one connection: bytes in and out of ``core``.
+
+    Receiving, sending and flushing are StreamProtocol's (compiled, in
+    ``_core``); the rest is here.
+    """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, core: ProtocolCore) -> None:
+        super().__init__(core)
         self.loop = loop
-        self.core = core
-        self.transport: asyncio.Transport | None = None
         self.on_lost: Callable[[BaseException | None], None] | None = None
         self._write_paused = False
         self._drain_waiters: list[asyncio.Future[None]] = []
         self._read_paused = False
-        self.lost = False
-        self.data_events = 0  # count of data_received calls (cancel sweeps use it)
 
     # -- asyncio.Protocol -----------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def data_received(self, data: bytes) -> None:
-        self.data_events += 1
-        core = self.core
-        try:
-            core.data_received(data)
-        except (ProtocolError, wire_errors.ProtocolError) as exc:
-            self._protocol_failure(exc)
-            return
-        except Exception as exc:
-            self._protocol_failure(exc)
-            return
-        if len(core.out):
-            self.flush()
+        self.transport = transport
 
     def _protocol_failure(self, exc: BaseException) -> None:
         # The stream can no longer be trusted: fail everything, close.
@@ -117,20 +103,6 @@ class ClientProtocol(asyncio.Protocol):
         self._drain_waiters.clear()
 
     # -- used by the connection ----------------------------------------------
-    def flush(self) -> None:
-        """Send whatever the core has queued."""
-        out = self.core.out
-        if len(out) and self.transport is not None and not self.lost:
-            self.transport.write(out.take())
-
-    def send(self, op: Operation) -> Any:
-        """Queue *op* (its messages are already in ``core.out``) and send."""
-        core = self.core
-        core.push(op)
-        if self.transport is not None and not self.lost:
-            self.transport.write(core.out.take())
-        return op.waiter
-
     async def drain(self) -> None:
         """Wait until the transport's write buffer is below its high mark."""
         if self.lost or self.transport is None or self.transport.is_closing():

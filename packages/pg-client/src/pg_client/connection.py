@@ -914,7 +914,16 @@ class Connection(metaclass=ConnectionMeta):
                 else:
                     self._stmt_cache.move_to_end(key)
                 try:
-                    return await self._bind_execute(stmt, args, limit, deadline)
+                    # _bind_execute() inlined (one coroutine less per query:
+                    # ~1.5k of ~36k instructions per SELECT 1+1).
+                    op = self._send_bind_execute(stmt, args, limit, "")
+                    if deadline is not None:
+                        return await self._wait(op, deadline)
+                    try:
+                        return await op.waiter
+                    except asyncio.CancelledError:
+                        self._abandon(op)
+                        raise
                 except exceptions.OutdatedSchemaCacheError:
                     # asyncpg raises it once and forgets the types, so
                     # the next call introspects the new shape.
@@ -941,21 +950,25 @@ class Connection(metaclass=ConnectionMeta):
 
     async def _bind_execute(self, stmt: _Statement, args: Sequence[Any], limit: int,
                             deadline: float | None, portal: str = "") -> Any:
-        # The path of every fetch*/execute with arguments: Bind, Execute
-        # and Sync written by one pg-wire call, the wait inlined.
+        op = self._send_bind_execute(stmt, args, limit, portal)
+        if deadline is not None:
+            return await self._wait(op, deadline)
+        try:
+            return await op.waiter
+        except asyncio.CancelledError:
+            self._abandon(op)
+            raise
+
+    def _send_bind_execute(self, stmt: _Statement, args: Sequence[Any], limit: int,
+                           portal: str) -> _protocol.ExecuteOp:
+        """Send Bind, Execute and Sync (one pg-wire call); return the queued op."""
         if self._pending_closes:
             self._write_pending_closes()
         self._write_bind_execute(self._core.out, stmt, portal, args, limit, True)
         op = _protocol.ExecuteOp(self._create_future(), stmt.query, stmt.decoder)
         self._query_count += 1
-        waiter = self._protocol.send(op)
-        if deadline is not None:
-            return await self._wait(op, deadline)
-        try:
-            return await waiter
-        except asyncio.CancelledError:
-            self._abandon(op)
-            raise
+        self._protocol.send(op)
+        return op
 
     @staticmethod
     def _check_bind(stmt: _Statement, args: Sequence[Any]) -> None:

@@ -1,0 +1,479 @@
+# cython: language_level=3
+"""The per-query part of the protocol state machine, compiled.
+
+``_protocol`` is the sans-I/O core of a connection (read its docstring for
+how the operation queue works). The classes every query goes through live
+here as Cython classes: ``Operation`` (the base of every request in flight),
+``ExecuteOp`` / ``ExecuteManyOp`` (Bind + Execute replies) and
+``ProtocolCore`` (the queue and the byte stream). Their fields are C struct
+members and the loop over received bytes calls pg-wire's reader at C level;
+``_protocol`` re-exports them and keeps the rarer operations (startup,
+prepare, simple query, COPY) as Python subclasses of ``Operation``.
+
+Nothing here does I/O or imports asyncio: waiters are any objects with
+``done()``, ``set_result()`` and ``set_exception()``.
+"""
+
+cimport cython
+from pg_wire._reader cimport ExtendedReply, MessageReader
+
+import collections
+
+from pg_codecs import WriteBuffer
+from pg_wire import errors as wire_errors
+
+from . import _wire
+from .exceptions import (
+    ConnectionDoesNotExistError,
+    InterfaceError,
+    PostgresError,
+    PostgresLogMessage,
+    ProtocolError,
+    connection_lost_by_server,
+)
+
+# Backend message tags as ints (payloads come from the reader as bytes).
+AUTH = ord("R")
+KEY_DATA = ord("K")
+BIND_COMPLETE = ord("2")
+CLOSE_COMPLETE = ord("3")
+COMMAND_COMPLETE = ord("C")
+COPY_DATA = ord("d")
+COPY_DONE = ord("c")
+COPY_IN = ord("G")
+COPY_OUT = ord("H")
+COPY_BOTH = ord("W")
+DATA_ROW = ord("D")
+EMPTY_QUERY = ord("I")
+ERROR = ord("E")
+NOTICE = ord("N")
+NOTIFICATION = ord("A")
+NEGOTIATE = ord("v")
+NO_DATA = ord("n")
+PARAM_DESC = ord("t")
+PARAM_STATUS = ord("S")
+PARSE_COMPLETE = ord("1")
+PORTAL_SUSPENDED = ord("s")
+READY = ord("Z")
+ROW_DESC = ord("T")
+
+cdef int _NOTICE = NOTICE
+cdef int _NOTIFICATION = NOTIFICATION
+cdef int _PARAM_STATUS = PARAM_STATUS
+cdef int _ERROR = ERROR
+cdef int _READY = READY
+cdef int _COMMAND_COMPLETE = COMMAND_COMPLETE
+cdef int _DATA_ROW = DATA_ROW
+cdef frozenset _ROUTINE = frozenset(
+    {PARSE_COMPLETE, BIND_COMPLETE, CLOSE_COMPLETE, NO_DATA, EMPTY_QUERY})
+
+# SQLSTATEs of the WARNING a server sends before it closes every session:
+# crash of another backend, and the shutdown variants.
+cdef frozenset _TERMINATION_NOTICES = frozenset({"57P01", "57P02", "57P03"})
+
+
+@cython.auto_pickle(False)
+cdef class Operation:
+    """One request in flight: collects the server's reply up to ReadyForQuery.
+
+    Subclasses override ``on_message`` for the messages their request
+    produces; anything else is a protocol error. ``result()`` builds the value
+    the waiter receives once ReadyForQuery arrives without an error.
+    """
+
+    cdef public object waiter
+    cdef public object error
+    cdef public bint abandoned
+    cdef public object query
+    cdef public ExtendedReply reply
+    cdef public object status
+    cdef public bint sent
+    cdef public object on_done
+    cdef public object copy_chunks
+
+    def __init__(self, waiter, query=None):
+        self.waiter = waiter
+        self.error = None
+        self.abandoned = False
+        self.query = query
+        # The ExtendedReply pg-wire's reader fills for requests whose reply
+        # it can consume by itself (ExecuteOp); None for the others.
+        self.reply = None
+        self.status = None
+        self.sent = False
+        self.on_done = None
+        # While the operation takes CopyData in bulk (COPY OUT): the batches
+        # received and not yet drained, one bytearray per read.
+        self.copy_chunks = None
+
+    # Messages every extended-protocol request may see.
+    def on_message(self, ProtocolCore core, int tag, payload):
+        if tag == _COMMAND_COMPLETE:
+            self.status = _wire.parse_command_complete(payload)
+        elif tag in _ROUTINE:
+            pass
+        else:
+            core.unexpected(tag, self)
+
+    def on_error(self, ProtocolCore core, exc):
+        if self.error is None:
+            self.error = exc
+        self.rows_done()
+
+    def rows_done(self):
+        """No more rows will be decoded (an error, or ReadyForQuery)."""
+
+    def result(self):
+        return self.status
+
+    cpdef finish(self, ProtocolCore core):
+        """ReadyForQuery arrived: hand the outcome to the waiter."""
+        if self.on_done is not None:
+            self.on_done(self)
+        waiter = self.waiter
+        if self.abandoned or waiter is None or waiter.done():
+            return
+        if self.error is not None:
+            waiter.set_exception(self.error)
+        else:
+            try:
+                value = self.result()
+            except BaseException as exc:
+                waiter.set_exception(exc)
+            else:
+                waiter.set_result(value)
+
+    def fail(self, exc):
+        """The connection ended before ReadyForQuery."""
+        if self.on_done is not None:
+            self.on_done(self)
+        waiter = self.waiter
+        if waiter is not None and not waiter.done() and not self.abandoned:
+            waiter.set_exception(exc)
+
+
+@cython.auto_pickle(False)
+cdef class ExecuteOp(Operation):
+    """Bind + Execute + Sync of a prepared statement; rows decoded on arrival.
+
+    pg-wire's ``read_reply`` consumes the whole reply into ``reply`` (an
+    ExtendedReply: rows, command status, whether the portal was suspended by
+    a row limit), which is the waiter's result. Only an ErrorResponse, the
+    asynchronous messages and anything out of place come through
+    ``on_message``/``on_error``.
+
+    *multi*: several Executes under one Sync (fetchmany); rows keep being
+    decoded after each CommandComplete.
+    """
+
+    def __init__(self, waiter, query, row_decoder, bint multi=False):
+        # Operation's fields are C members zeroed to None/False by Cython;
+        # set only those that differ (this runs once per query).
+        self.waiter = waiter
+        self.query = query
+        self.reply = ExtendedReply(row_decoder, multi)
+
+    def on_message(self, ProtocolCore core, int tag, payload):
+        # Everything a well-behaved server sends here was taken by
+        # read_reply(); a DataRow reaching this point came without a
+        # RowDescription planned for it.
+        core.unexpected(tag, self)
+
+    def rows_done(self):
+        self.reply.decoder = None
+
+    cpdef finish(self, ProtocolCore core):
+        if self.on_done is not None:
+            self.on_done(self)
+        waiter = self.waiter
+        if self.abandoned or waiter is None or waiter.done():
+            return
+        if self.error is not None:
+            waiter.set_exception(self.error)
+        else:
+            # The reply, not the operation: op -> waiter -> result -> op
+            # would be a cycle keeping every batch of rows alive until the GC.
+            waiter.set_result(self.reply)
+
+
+@cython.auto_pickle(False)
+cdef class ExecuteManyOp(ExecuteOp):
+    """Many Bind + Execute pairs under one Sync: atomic, like asyncpg's.
+
+    Their BindCompletes and CommandCompletes are consumed by pg-wire's
+    ``read_reply``; rows (an INSERT ... RETURNING, say) are dropped, as
+    asyncpg's executemany drops them.
+    """
+
+    def __init__(self, waiter, query):
+        ExecuteOp.__init__(self, waiter, query, None, True)
+
+    def on_message(self, ProtocolCore core, int tag, payload):
+        if tag != _DATA_ROW:
+            core.unexpected(tag, self)
+
+
+@cython.auto_pickle(False)
+cdef class ProtocolCore:
+    """The protocol state of one connection (see ``_protocol``'s docstring)."""
+
+    cdef public MessageReader reader
+    cdef public object out
+    cdef public object pending
+    cdef public object transaction_status
+    cdef public dict parameters
+    cdef public object backend_pid
+    cdef public object backend_key
+    cdef public bint closed
+    cdef public object fatal_error
+    cdef public object termination_notice
+    cdef public bint loss_reported
+    cdef public object on_notification
+    cdef public object on_notice
+    cdef public object on_parameter
+
+    def __init__(self, *, max_message_size=None):
+        self.reader = _wire.new_reader(max_message_size)
+        self.out = WriteBuffer()
+        self.pending = collections.deque()
+        self.transaction_status = "I"
+        self.parameters = {}
+        self.backend_pid = 0
+        self.backend_key = b""
+        self.closed = False
+        self.fatal_error = None
+        self.termination_notice = None
+        # The loss was reported to a caller already (later calls only say
+        # "connection is closed", as asyncpg does).
+        self.loss_reported = False
+        self.on_notification = None
+        self.on_notice = None
+        self.on_parameter = None
+
+    # -- requests -------------------------------------------------------------
+    cpdef push(self, Operation op):
+        """Queue *op*, whose messages the caller has just written to ``out``."""
+        if self.closed:
+            raise ConnectionDoesNotExistError(
+                "connection is closed", request_sent=False)
+        op.sent = True
+        self.pending.append(op)
+
+    @property
+    def busy(self):
+        return bool(self.pending)
+
+    # -- incoming bytes -------------------------------------------------------
+    cpdef data_received(self, data):
+        cdef MessageReader reader = self.reader
+        cdef Operation op
+        cdef ExtendedReply reply
+        reader.feed(data)
+        pending = self.pending
+        while True:
+            if pending:
+                op = <Operation>pending[0]
+                reply = op.reply
+                if reply is not None:
+                    # Bind/Execute replies: pg-wire consumes the routine
+                    # messages (rows included) at C level, up to
+                    # ReadyForQuery or the first message needing us.
+                    try:
+                        done = reader.read_reply(reply)
+                    except wire_errors.ProtocolError:
+                        raise
+                    except Exception as exc:
+                        self._row_decode_failed(op, exc)
+                        continue
+                    if done:
+                        self.transaction_status = reply.transaction_status
+                        pending.popleft()
+                        op.finish(self)
+                        continue
+                elif op.copy_chunks is not None:
+                    # One exactly sized buffer per read: growing one buffer
+                    # across reads made glibc fault in fresh pages each time.
+                    batch = bytearray()
+                    if reader.read_copy_data_into(batch):
+                        op.copy_data_arrived(batch)
+            msg = reader.read_message()
+            if msg is None:
+                return
+            self.dispatch(msg[0][0], msg[1])
+
+    def _row_decode_failed(self, Operation op, exc):
+        from pg_codecs import RowFormatError
+
+        if isinstance(exc, RowFormatError):
+            # The row's framing is wrong, not a value: the peer is not
+            # speaking the protocol. Close (W3/W4).
+            raise ProtocolError(str(exc)) from exc
+        # The row's bytes were consumed whole: the stream is still in step.
+        # Keep consuming the rest of the reply, report the decoding error.
+        from pg_codecs import SchemaMismatchError
+
+        from .exceptions import OutdatedSchemaCacheError
+
+        if op.error is None:
+            if isinstance(exc, SchemaMismatchError):
+                # A composite type changed after it was introspected: the
+                # connection drops its type cache and the next call works.
+                err = OutdatedSchemaCacheError(
+                    f"the type of a result column changed since it was looked up ({exc}); "
+                    "the type cache was cleared, run the query again",
+                    schema=exc.schema, data_type=exc.data_type, position=exc.position)
+            else:
+                # A value Python cannot represent (a BC date, say): asyncpg
+                # lets the codec's ValueError/OverflowError through as is.
+                err = exc
+            if err is not exc:
+                err.__cause__ = exc
+            op.error = err
+        op.reply.decoder = _wire.skip_rows_decoder()
+
+    cpdef dispatch(self, int tag, payload):
+        cdef Operation op
+        if tag == _NOTICE:
+            self._notice(payload)
+            return
+        if tag == _NOTIFICATION:
+            pid, channel, data = _wire.parse_notification(payload)
+            if self.on_notification is not None:
+                self.on_notification(pid, channel, data)
+            return
+        if tag == _PARAM_STATUS:
+            name, value = _wire.parse_parameter_status(payload)
+            if name == "client_encoding" and value.upper() not in ("UTF8", "UTF-8", "UNICODE"):
+                # Decided in RELIABILITY.md: refuse, at once and before any
+                # further row is decoded, rather than follow a switch away
+                # from UTF-8, which every codec here assumes.
+                raise ProtocolError(
+                    f"the server switched client_encoding to {value!r}; "
+                    "only UTF8 is supported")
+            self.parameters[name] = value
+            if self.on_parameter is not None:
+                self.on_parameter(name, value)
+            return
+        pending = self.pending
+        if not pending:
+            if tag == _ERROR:
+                # A FATAL error outside a request: the server ends the session
+                # (pg_terminate_backend, shutdown, idle timeouts).
+                self.fatal_error = PostgresError.new(_wire.parse_error_fields(payload))
+                return
+            raise ProtocolError(f"unexpected message {chr(tag)!r} while idle")
+        op = <Operation>pending[0]
+        if tag == _READY:
+            self.transaction_status = _wire.parse_ready_for_query(payload)
+            pending.popleft()
+            op.finish(self)
+        elif tag == _ERROR:
+            op.on_error(self, PostgresError.new(_wire.parse_error_fields(payload), op.query))
+        else:
+            op.on_message(self, tag, payload)
+
+    def _notice(self, payload):
+        fields = _wire.parse_error_fields(payload)
+        if fields.get("C") in _TERMINATION_NOTICES:
+            # The server is about to drop us (crash of another backend,
+            # shutdown): keep its reason for the error the loss will raise.
+            self.termination_notice = PostgresError.new(fields)
+        msg = PostgresLogMessage.new(fields)
+        if self.on_notice is not None:
+            self.on_notice(msg)
+
+    def unexpected(self, int tag, op):
+        raise ProtocolError(
+            f"unexpected message {chr(tag)!r} in reply to {type(op).__name__}")
+
+    # -- the end --------------------------------------------------------------
+    def connection_lost(self, exc):
+        """Fail every operation in flight; the connection is gone."""
+        self.closed = True
+        pending = list(self.pending)
+        self.pending.clear()
+        for op in pending:
+            # An error the server sent before going away (57P01 from
+            # pg_terminate_backend, say) says more than "connection lost";
+            # it is also a ConnectionDoesNotExistError, as asyncpg raises.
+            err = op.error
+            if isinstance(err, PostgresError):
+                err = connection_lost_by_server(err, request_sent=op.sent)
+            op.fail(err or self.lost_error(exc, request_sent=op.sent))
+            self.loss_reported = True
+
+    def lost_error(self, exc, *, request_sent):
+        reason = self.fatal_error or self.termination_notice
+        if isinstance(reason, PostgresError):
+            # The server said why it went away: an error of its class that
+            # is also a ConnectionDoesNotExistError.
+            return connection_lost_by_server(reason, request_sent=request_sent)
+        if reason is not None:
+            return reason
+        text = "connection was closed in the middle of operation"
+        if exc is not None:
+            text += f": {exc}"
+        err = ConnectionDoesNotExistError(text, request_sent=request_sent)
+        if exc is not None:
+            err.__cause__ = exc
+        return err
+
+    def check_usable(self):
+        if self.closed:
+            if self.fatal_error is not None:
+                raise ConnectionDoesNotExistError(
+                    f"connection was closed by the server: {self.fatal_error}",
+                    request_sent=False)
+            raise InterfaceError("connection is closed")
+
+
+cdef class StreamProtocol:
+    """The per-query half of the asyncio protocol of a connection.
+
+    ``_transport.ClientProtocol`` subclasses it (with ``asyncio.Protocol``)
+    and adds flow control, TLS-free setup and the end of the connection;
+    feeding received bytes to the core and writing what the core queued
+    happen here, once or twice per query.
+    """
+
+    cdef public ProtocolCore core
+    cdef public object transport
+    cdef public bint lost
+    # Count of data_received calls (cancel sweeps use it).
+    cdef public Py_ssize_t data_events
+
+    def __init__(self, ProtocolCore core):
+        self.core = core
+        self.transport = None
+        self.lost = False
+        self.data_events = 0
+
+    def data_received(self, data):
+        self.data_events += 1
+        core = self.core
+        try:
+            core.data_received(data)
+        except Exception as exc:
+            # ProtocolError from either layer, or anything unexpected:
+            # _protocol_failure() decides what the callers see.
+            self._protocol_failure(exc)
+            return
+        if len(core.out):
+            self.flush()
+
+    def _protocol_failure(self, exc):
+        raise NotImplementedError
+
+    cpdef flush(self):
+        """Send whatever the core has queued."""
+        out = self.core.out
+        if len(out) and self.transport is not None and not self.lost:
+            self.transport.write(out.take())
+
+    cpdef send(self, Operation op):
+        """Queue *op* (its messages are already in ``core.out``) and send."""
+        core = self.core
+        core.push(op)
+        if self.transport is not None and not self.lost:
+            self.transport.write(core.out.take())
+        return op.waiter
