@@ -691,3 +691,71 @@ async def test_is_in_transaction(con: Any) -> None:
     async with con.transaction():
         assert con.is_in_transaction()
     assert not con.is_in_transaction()
+
+
+async def test_cached_statement_path_logs_and_fails_like_the_first_call(con: Any) -> None:
+    """The second run of a query takes the cached path (no coroutine in
+    between): same results, same query log entries, same errors, and the
+    connection is free again after each."""
+    records: list[Any] = []
+    con.add_query_logger(records.append)
+    try:
+        q = "SELECT 10 / $1::int"
+        for _ in range(3):
+            assert await con.fetchval(q, 2) == 5
+            assert (await con.fetchrow(q, 5))[0] == 2
+            assert [tuple(r) for r in await con.fetch(q, 10)] == [(1,)]
+            assert await con.execute(q, 1) == "SELECT 1"
+            with pytest.raises(exc.DivisionByZeroError):
+                await con.fetchval(q, 0)
+            # Encoding errors are raised before anything is sent.
+            with pytest.raises(exc.DataError):
+                await con.fetchval(q, "x")
+            with pytest.raises(exc.InterfaceError):
+                await con.fetchval(q)
+        assert await _status(con) == (False, 1)
+        assert await wait_for_condition(lambda: len(records) >= 22)
+        entries = [(r.query, tuple(r.args), type(r.exception).__name__) for r in records[:7]]
+        assert entries == [
+            (q, (2,), "NoneType"), (q, (5,), "NoneType"), (q, (10,), "NoneType"),
+            (q, (1,), "NoneType"), (q, (0,), "DivisionByZeroError"), (q, ("x",), "DataError"),
+            (q, (), "InterfaceError"),
+        ]
+        assert [(r.query, tuple(r.args)) for r in records[7:21]] == [
+            (e[0], e[1]) for e in entries] * 2
+        assert all(r.elapsed >= 0 for r in records)
+    finally:
+        con.remove_query_logger(records.append)
+
+
+async def test_cached_statement_path_cancelled_and_busy(con: Any) -> None:
+    q = "SELECT pg_sleep($1::float8)"
+    await con.fetchval(q, 0)  # cached from now on
+    task = asyncio.ensure_future(con.fetchval(q, 30))
+    await asyncio.sleep(0.2)
+    # One operation at a time, as in asyncpg.
+    with pytest.raises(exc.InterfaceError, match="another operation is in progress"):
+        await con.fetchval(q, 0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # The server-side query was cancelled; the connection works at once.
+    assert await _status(con) == (False, 1)
+    assert await con.fetchval(q, 0) is None
+    assert await con.fetchval("SELECT 1 + $1::int", 1) == 2
+
+
+async def test_cached_statement_path_reprepares_after_schema_change(con: Any) -> None:
+    t = unique("fast_sc")
+    await con.execute(f"CREATE TABLE {t} (a int, b text); INSERT INTO {t} VALUES (1, 'x')")
+    try:
+        q = f"SELECT * FROM {t} WHERE a = $1"
+        assert [tuple(r) for r in await con.fetch(q, 1)] == [(1, "x")]
+        await con.execute(f"ALTER TABLE {t} ALTER COLUMN b TYPE varchar(10)")
+        await con.execute(f"ALTER TABLE {t} ADD COLUMN c int DEFAULT 7")
+        # Cached statement, new row shape: prepared again once, transparently.
+        assert [tuple(r) for r in await con.fetch(q, 1)] == [(1, "x", 7)]
+        assert (await con.fetchrow(q, 1))["c"] == 7
+        assert await _status(con) == (False, 1)
+    finally:
+        await con.execute(f"DROP TABLE {t}")

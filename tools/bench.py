@@ -25,7 +25,7 @@ What one run does:
 4. Runs ``pgbench`` (the C client, ``-M prepared``) on the same SQL, as the
    ceiling the server allows.
 5. Memory checks: peak RSS of fetching 1,000,000 rows (every client); in full
-   mode also a cursor over 1,000,000 and 5,000,000 rows (pg_client, asyncpg).
+   mode also a cursor over 1,000,000 and 10,000,000 rows (pg_client, asyncpg).
 6. Prints the tables and writes ``bench-results/<timestamp>.json`` and
    ``bench-results/latest.json``.
 
@@ -88,7 +88,7 @@ SETUP_TIMEOUT = 45.0
 SEGMENT_SLACK = 20.0
 MEMORY_TIMEOUT = 240.0
 MEMORY_ROWS = 1_000_000
-CURSOR_ROWS = (1_000_000, 5_000_000)
+CURSOR_ROWS = (1_000_000, 10_000_000)
 
 
 def log(msg: str) -> None:

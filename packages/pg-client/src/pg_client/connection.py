@@ -145,6 +145,7 @@ class Connection(metaclass=ConnectionMeta):
         "_cancel_info", "_record_class", "_introspected", "_source_traceback",
         "__weakref__", "_settings", "_ssl_in_use", "_protocol_minor", "_reset_query",
         "_holder", "_generation", "_proxy", "_user_closed", "_on_cache_drop", "_query_count",
+        "_started",
     )
 
     def __init__(
@@ -169,6 +170,8 @@ class Connection(metaclass=ConnectionMeta):
         self._stmt_cache_size = config.statement_cache_size
         self._pending_closes: list[str] = []
         self._busy = False
+        # When the operation in flight started (its query log entry's elapsed).
+        self._started = 0.0
         self._drain_task: asyncio.Task[None] | None = None
         self._listeners: dict[str, list[Callable[..., Any]]] = {}
         self._log_listeners: list[Callable[..., Any]] = []
@@ -707,10 +710,22 @@ class Connection(metaclass=ConnectionMeta):
         Without *args* the simple protocol is used, so *query* may hold several
         statements; with *args* it is one statement with ``$n`` placeholders.
         """
-        self._check_query(query)
         if args:
-            op = await self._execute(query, args, 0, timeout)
-            return op.status or ""
+            # The common case without a coroutine in between (see _start_execute).
+            xop = self._start_execute(query, args, 0, timeout, None)
+            if xop is None:
+                reply = await self._execute(query, args, 0, timeout)
+            else:
+                try:
+                    reply = await xop.waiter
+                except BaseException as fail:
+                    reply = await self._execute_failed(xop, fail, query, args, 0, timeout, None)
+                else:
+                    self._busy = False
+                    if self._query_loggers:
+                        self._log_query(query, args, timeout, self._started, None)
+            return reply.status or ""
+        self._check_query(query)
         started = time.monotonic()
         exc: BaseException | None = None
         try:
@@ -795,22 +810,58 @@ class Connection(metaclass=ConnectionMeta):
     async def fetch(self, query: str, *args: Any, timeout: float | None = None,
                     record_class: type | None = None) -> list[Any]:
         """Run *query* and return all its rows as a list of Records."""
-        op = await self._execute(query, args, 0, timeout, record_class=record_class)
-        return op.rows
+        # The common case without a coroutine in between (see _start_execute).
+        op = self._start_execute(query, args, 0, timeout, record_class)
+        if op is None:
+            reply = await self._execute(query, args, 0, timeout, record_class=record_class)
+        else:
+            try:
+                reply = await op.waiter
+            except BaseException as fail:
+                reply = await self._execute_failed(op, fail, query, args, 0, timeout, record_class)
+            else:
+                self._busy = False
+                if self._query_loggers:
+                    self._log_query(query, args, timeout, self._started, None)
+        return reply.rows
 
     async def fetchval(self, query: str, *args: Any, column: int = 0,
                        timeout: float | None = None) -> Any:
         """Run *query* and return one value of its first row (None when no rows)."""
-        op = await self._execute(query, args, 1, timeout)
-        if not op.rows:
+        # The common case without a coroutine in between (see _start_execute).
+        op = self._start_execute(query, args, 1, timeout, None)
+        if op is None:
+            reply = await self._execute(query, args, 1, timeout)
+        else:
+            try:
+                reply = await op.waiter
+            except BaseException as fail:
+                reply = await self._execute_failed(op, fail, query, args, 1, timeout, None)
+            else:
+                self._busy = False
+                if self._query_loggers:
+                    self._log_query(query, args, timeout, self._started, None)
+        if not reply.rows:
             return None
-        return op.rows[0][column]
+        return reply.rows[0][column]
 
     async def fetchrow(self, query: str, *args: Any, timeout: float | None = None,
                        record_class: type | None = None) -> Any:
         """Run *query* and return its first row, or None."""
-        op = await self._execute(query, args, 1, timeout, record_class=record_class)
-        return op.rows[0] if op.rows else None
+        # The common case without a coroutine in between (see _start_execute).
+        op = self._start_execute(query, args, 1, timeout, record_class)
+        if op is None:
+            reply = await self._execute(query, args, 1, timeout, record_class=record_class)
+        else:
+            try:
+                reply = await op.waiter
+            except BaseException as fail:
+                reply = await self._execute_failed(op, fail, query, args, 1, timeout, record_class)
+            else:
+                self._busy = False
+                if self._query_loggers:
+                    self._log_query(query, args, timeout, self._started, None)
+        return reply.rows[0] if reply.rows else None
 
     async def fetchmany(self, query: str, args: Iterable[Sequence[Any]], *,
                         timeout: float | None = None,
@@ -880,13 +931,88 @@ class Connection(metaclass=ConnectionMeta):
             raise exceptions.NulInQueryError(
                 "the query text contains a NUL byte, which PostgreSQL strings cannot hold")
 
+    def _start_execute(self, query: str, args: Sequence[Any], limit: int,
+                       timeout: float | None,
+                       record_class: type | None) -> _protocol.ExecuteOp | None:
+        """The common case of _execute(), without a coroutine: send now, or None.
+
+        When the statement is cached and nothing needs awaiting first (no
+        deadline, no reply of an abandoned request to drain), write its Bind,
+        Execute and Sync, mark the connection busy and return the operation.
+        The caller awaits ``op.waiter``, then clears ``_busy`` and logs the
+        query, or hands a failure to _execute_failed(). None: the caller uses
+        _execute(), which handles everything else (errors included).
+        """
+        if (type(query) is not str or self._busy or self._closed or self._core.closed
+                or timeout is not None or self._config.command_timeout is not None
+                or self._drain_task is not None):
+            return None
+        started = time.monotonic()
+        # A cached query text passed _check_query() when it was prepared.
+        stmt = self._cached_statement(query, record_class, False, started)
+        if stmt is None:
+            return None
+        self._busy = True
+        self._started = started
+        try:
+            return self._send_bind_execute(stmt, args, limit, "")
+        except BaseException as exc:
+            self._busy = False
+            if self._query_loggers:
+                self._log_query(query, args, timeout, started, exc)
+            raise
+
+    def _cached_statement(self, query: str, record_class: type | None,
+                          ignore_custom_codec: bool, now: float) -> _Statement | None:
+        """The cached statement of *query* if it has not expired (then most recent)."""
+        key = (query, record_class or self._record_class, ignore_custom_codec)
+        stmt = self._stmt_cache.get(key)
+        if stmt is not None:
+            lifetime = self._config.max_cached_statement_lifetime
+            if lifetime and now - stmt.prepared_at > lifetime:
+                return None
+            self._stmt_cache.move_to_end(key)
+        return stmt
+
+    async def _execute_failed(self, op: _protocol.ExecuteOp, exc: BaseException, query: str,
+                              args: Sequence[Any], limit: int, timeout: float | None,
+                              record_class: type | None) -> Any:
+        """Awaiting a _start_execute() operation raised *exc*: as _execute() would."""
+        self._busy = False
+        if isinstance(exc, asyncio.CancelledError):
+            self._abandon(op)
+        elif self._statement_failed(exc) and not self.is_in_transaction():
+            # Prepared again once, as _execute() does.
+            return await self._execute(query, args, limit, timeout,
+                                       record_class=record_class, retried=True)
+        if self._query_loggers:
+            self._log_query(query, args, timeout, self._started, exc)
+        raise exc
+
+    def _statement_failed(self, exc: BaseException) -> bool:
+        """Forget what *exc* says is stale; True if the query may run again."""
+        if isinstance(exc, exceptions.OutdatedSchemaCacheError):
+            # asyncpg raises it once and forgets the types, so the next call
+            # introspects the new shape.
+            self._codecs.reset_introspected()
+            self._clear_statements()
+            self._cache_dropped("types")
+        elif isinstance(exc, exceptions.InvalidCachedStatementError):
+            # The schema changed under a cached statement: outside a
+            # transaction, prepare it again once, as asyncpg does.
+            self._clear_statements()
+            self._cache_dropped("statements")
+            return True
+        return False
+
     async def _execute(self, query: str, args: Sequence[Any], limit: int,
                        timeout: float | None, *, record_class: type | None = None,
-                       ignore_custom_codec: bool = False) -> Any:
+                       ignore_custom_codec: bool = False, retried: bool = False) -> Any:
         self._check_query(query)
         started = time.monotonic()
         exc: BaseException | None = None
-        # _operation() inlined: this is the path of every fetch*/execute.
+        # _operation() inlined: this is the path of every fetch*/execute
+        # _start_execute() does not take.
         if self._closed or self._core.closed:
             self._check_open()
         if self._busy:
@@ -901,21 +1027,14 @@ class Connection(metaclass=ConnectionMeta):
             if self._drain_task is not None:
                 await self._wait_drained(deadline)
                 self._check_open()
-            for attempt in (0, 1):
-                # The cache hit inline (the common case); misses, expiry and
-                # everything else in _get_statement().
-                key = (query, record_class or self._record_class, ignore_custom_codec)
-                stmt = self._stmt_cache.get(key)
-                lifetime = self._config.max_cached_statement_lifetime
-                if stmt is None or (lifetime and started - stmt.prepared_at > lifetime):
+            while True:
+                stmt = self._cached_statement(query, record_class, ignore_custom_codec, started)
+                if stmt is None:
+                    # Not cached, expired, or not cacheable.
                     stmt = await self._get_statement(
                         query, deadline, record_class=record_class,
                         ignore_custom_codec=ignore_custom_codec)
-                else:
-                    self._stmt_cache.move_to_end(key)
                 try:
-                    # _bind_execute() inlined (one coroutine less per query:
-                    # ~1.5k of ~36k instructions per SELECT 1+1).
                     op = self._send_bind_execute(stmt, args, limit, "")
                     if deadline is not None:
                         return await self._wait(op, deadline)
@@ -924,22 +1043,11 @@ class Connection(metaclass=ConnectionMeta):
                     except asyncio.CancelledError:
                         self._abandon(op)
                         raise
-                except exceptions.OutdatedSchemaCacheError:
-                    # asyncpg raises it once and forgets the types, so
-                    # the next call introspects the new shape.
-                    self._codecs.reset_introspected()
-                    self._clear_statements()
-                    self._cache_dropped("types")
-                    raise
-                except exceptions.InvalidCachedStatementError:
-                    # The schema changed under a cached statement: outside a
-                    # transaction, prepare it again once, as asyncpg does.
-                    self._drop_statement(stmt)
-                    self._clear_statements()
-                    self._cache_dropped("statements")
-                    if attempt or self.is_in_transaction():
+                except Exception as e:
+                    if (not self._statement_failed(e) or retried
+                            or self.is_in_transaction()):
                         raise
-            raise AssertionError("unreachable")
+                    retried = True
         except BaseException as e:
             exc = e
             raise
