@@ -15,11 +15,13 @@ Nothing here does I/O or imports asyncio: waiters are any objects with
 """
 
 cimport cython
+from libc.stdint cimport int32_t
+from pg_codecs._buffer cimport WriteBuffer
 from pg_wire._reader cimport ExtendedReply, MessageReader
+from pg_wire._writer cimport write_bind_execute
 
 import collections
 
-from pg_codecs import WriteBuffer
 from pg_wire import errors as wire_errors
 
 from . import _wire
@@ -218,7 +220,7 @@ cdef class ProtocolCore:
     """The protocol state of one connection (see ``_protocol``'s docstring)."""
 
     cdef public MessageReader reader
-    cdef public object out
+    cdef public WriteBuffer out
     cdef public object pending
     cdef public object transaction_status
     cdef public dict parameters
@@ -477,3 +479,25 @@ cdef class StreamProtocol:
         if self.transport is not None and not self.lost:
             self.transport.write(core.out.take())
         return op.waiter
+
+    cpdef ExecuteOp send_bind_execute(self, waiter, str portal, str statement, encoder,
+                                      args, result_formats, int32_t max_rows, query,
+                                      row_decoder):
+        """Bind + Execute + Sync of a prepared statement, queued and sent.
+
+        pg-wire's ``write_bind_execute`` (which leaves ``core.out`` as it was
+        when a value cannot be encoded) and a new ExecuteOp for its reply,
+        in one call: the request of every fetch/execute with arguments.
+        """
+        cdef ProtocolCore core = self.core
+        cdef ExecuteOp op
+        write_bind_execute(core.out, portal, statement, encoder, args,
+                           result_formats, max_rows, True)
+        op = ExecuteOp.__new__(ExecuteOp)
+        op.waiter = waiter
+        op.query = query
+        op.reply = ExtendedReply(row_decoder, False)
+        core.push(op)
+        if self.transport is not None and not self.lost:
+            self.transport.write(core.out.take())
+        return op

@@ -1069,13 +1069,18 @@ class Connection(metaclass=ConnectionMeta):
 
     def _send_bind_execute(self, stmt: _Statement, args: Sequence[Any], limit: int,
                            portal: str) -> _protocol.ExecuteOp:
-        """Send Bind, Execute and Sync (one pg-wire call); return the queued op."""
+        """Send Bind, Execute and Sync (one compiled call); return the queued op."""
         if self._pending_closes:
             self._write_pending_closes()
-        self._write_bind_execute(self._core.out, stmt, portal, args, limit, True)
-        op = _protocol.ExecuteOp(self._create_future(), stmt.query, stmt.decoder)
+        if stmt.closed or len(args) != len(stmt.param_oids):
+            self._check_bind(stmt, args)
+        try:
+            op = self._protocol.send_bind_execute(
+                self._create_future(), portal, stmt.name, stmt.encoder, args,
+                stmt.result_formats, limit, stmt.query, stmt.decoder)
+        except (codecs.ParameterEncodeError, codecs.ParameterCountError) as exc:
+            raise codecs.param_error(exc, None) from exc.__cause__
         self._query_count += 1
-        self._protocol.send(op)
         return op
 
     @staticmethod
