@@ -5,12 +5,15 @@ from __future__ import annotations
 import copy
 import gc
 import pickle
+import struct
 import sys
+import tracemalloc
 import weakref
 
 import pytest
 
-from pg_codecs import Record, RecordDescriptor
+from pg_codecs import CodecRegistry, DecodeError, Record, RecordDescriptor
+from pg_codecs import oids as o
 
 
 def rec(names, values, cls=None):
@@ -317,6 +320,331 @@ def test_values_are_released():
 
 def test_sizeof_counts_values():
     assert sys.getsizeof(rec(["a", "b"], [1, 2])) - sys.getsizeof(rec(["a"], [1])) == 8
+
+
+# -- records without a garbage collector header ---------------------------------------------
+#
+# Rows of the exact type Record whose values are atomic are allocated without
+# the 16-byte GC header; a row whose values need the collector is moved into
+# a record with a header, and the descriptor then gives later rows a header
+# at once (see "How it works" in _record.pyx).
+
+GC_HEAD = 16
+CITEXT = 90001  # a type without a codec, for custom codecs
+
+
+def datarow(*values):
+    out = struct.pack("!h", len(values))
+    for v in values:
+        out += struct.pack("!i", -1) if v is None else struct.pack("!i", len(v)) + v
+    return out
+
+
+def int4(i):
+    return struct.pack("!i", i)
+
+
+def payloads(rows):
+    return b"".join(struct.pack("!i", len(p)) + p for p in rows)
+
+
+@pytest.fixture
+def codecs():
+    return CodecRegistry()
+
+
+def traced_growth(fn, times=1):
+    # Bytes still allocated after fn() ran `times` times (after a warm-up run
+    # that fills caches) and the collector ran.
+    fn()
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(times):
+            fn()
+        gc.collect()
+        return tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+
+
+def int_and_array_decoder(codecs, record_class=Record):
+    # (int4, int4[]): a NULL array keeps the row atomic, any array is a list.
+    return codecs.plan_row_decoder([o.INT4OID, o.INT4ARRAYOID], ["n", "a"], record_class)
+
+
+def test_atomic_rows_have_no_gc_header(codecs):
+    fresh = int_and_array_decoder(codecs)
+    atomic = fresh.decode(datarow(int4(1), None))
+    assert type(atomic) is Record and atomic == (1, None)
+    assert not gc.is_tracked(atomic)
+    assert gc.get_referents(atomic) == []  # not a GC object: the collector never looks
+
+    # A descriptor that has seen a row needing the collector gives its next
+    # rows a header, even atomic ones (tracked only if needed, as before).
+    learnt = int_and_array_decoder(codecs)
+    learnt.decode(datarow(int4(1), codecs.encode(o.INT4ARRAYOID, [1])))
+    with_head = learnt.decode(datarow(int4(1), None))
+    assert not gc.is_tracked(with_head)
+    assert sys.getsizeof(with_head) - sys.getsizeof(atomic) == GC_HEAD
+
+    assert atomic == with_head and hash(atomic) == hash(with_head)
+    assert not atomic < with_head and atomic <= with_head
+    assert repr(atomic) == repr(with_head) == "<Record n=1 a=None>"
+    assert list(atomic.items()) == list(with_head.items()) == [("n", 1), ("a", None)]
+    assert atomic["a"] is None and atomic.get("n") == 1 and atomic[:1] == (1,)
+
+
+def test_rows_without_header_save_16_bytes_each(codecs):
+    n = 100_000
+    blob = payloads([datarow(int4(i), None) for i in range(n)])
+
+    def traced(decoder):
+        gc.collect()
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            rows = decoder.decode_many(blob)
+            used = tracemalloc.get_traced_memory()[0] - before
+        finally:
+            tracemalloc.stop()
+        assert len(rows) == n and rows[-1] == (n - 1, None)
+        return used
+
+    fresh = int_and_array_decoder(codecs)
+    learnt = int_and_array_decoder(codecs)
+    learnt.decode(datarow(int4(0), codecs.encode(o.INT4ARRAYOID, [])))
+    saved = (traced(learnt) - traced(fresh)) / n
+    assert GC_HEAD - 0.5 < saved < GC_HEAD + 0.5
+
+
+def test_rows_needing_gc_are_moved_into_tracked_records(codecs):
+    dec = int_and_array_decoder(codecs)
+    arr = codecs.encode(o.INT4ARRAYOID, [1, 2, 3])
+    rows = [dec.decode(datarow(int4(i), None)) for i in range(3)]
+    rows += [dec.decode(datarow(int4(i), arr)) for i in range(3, 6)]
+    rows += [dec.decode(datarow(int4(i), None)) for i in range(6, 9)]
+    assert [gc.is_tracked(r) for r in rows] == [False] * 3 + [True] * 3 + [False] * 3
+    assert rows[:3] == [(0, None), (1, None), (2, None)]
+    assert rows[3:6] == [(i, [1, 2, 3]) for i in range(3, 6)]
+    assert rows[6:] == [(6, None), (7, None), (8, None)]
+    assert [list(r.keys()) for r in rows] == [["n", "a"]] * 9
+    assert rows[3]["a"] == [1, 2, 3] and rows[3]["n"] == 3
+    # The first rows have no header, the later ones have one.
+    sizes = [sys.getsizeof(r) for r in rows]
+    assert sizes[6] == sizes[0] + GC_HEAD and sizes[3] == sizes[6]
+
+    # A cycle through a moved row is collected.
+    class Marker:
+        pass
+
+    m = Marker()
+    ref = weakref.ref(m)
+    moved = rows[4]
+    moved["a"].append(moved)
+    moved["a"].append(m)
+    del rows, moved, m
+    gc.collect()
+    assert ref() is None
+
+
+def test_first_row_needing_gc(codecs):
+    dec = int_and_array_decoder(codecs)
+    arr = codecs.encode(o.INT4ARRAYOID, [7])
+    first = dec.decode(datarow(int4(1), arr))
+    assert gc.is_tracked(first) and first == (1, [7])
+    assert dec.decode_many(payloads([datarow(int4(2), arr)] * 3)) == [(2, [7])] * 3
+
+
+def test_rows_without_header_in_tracked_containers(codecs):
+    dec = int_and_array_decoder(codecs)
+    rows = dec.decode_many(payloads([datarow(int4(i), None) for i in range(10_000)]))
+    holders = [rows, {"rows": rows}, {r: i for i, r in enumerate(rows[:100])}, set(rows[:100])]
+    holders.append(holders)  # a cycle of containers holding rows without a header
+    ref_rows = rows
+    for _ in range(3):
+        gc.collect()
+    assert gc.is_tracked(rows) and not any(gc.is_tracked(r) for r in rows)
+    assert len(gc.get_referents(rows)) == len(rows)
+    assert ref_rows[9_999] == (9_999, None)
+    del holders, rows, ref_rows
+    gc.collect()
+
+
+def test_deleting_many_rows_of_both_kinds(codecs):
+    dec = int_and_array_decoder(codecs)
+    arr = codecs.encode(o.INT4ARRAYOID, [1])
+    blob = payloads([datarow(int4(i), arr if i % 3 == 0 else None) for i in range(30_000)])
+    fresh_blob = payloads([datarow(int4(i), None) for i in range(30_000)])
+
+    def decode_and_drop():
+        rows = int_and_array_decoder(codecs).decode_many(fresh_blob)  # no header
+        rows += dec.decode_many(blob)  # moved once, then with header
+        rows += int_and_array_decoder(codecs).decode_many(blob)
+        assert rows[30_000] == (0, [1]) and rows[-1] == (29_999, None)
+
+    leaked = traced_growth(decode_and_drop, times=3)
+    assert leaked < 10_000
+
+
+def test_rows_outlive_their_decoder_and_descriptor(codecs):
+    dec = int_and_array_decoder(codecs)
+    rows = [dec.decode(datarow(int4(i), None)) for i in range(3)]
+    del dec  # and with it the descriptor the rows' twin descriptor points back to
+    gc.collect()
+    assert rows == [(0, None), (1, None), (2, None)]
+    assert list(rows[2].keys()) == ["n", "a"] and rows[1]["n"] == 1
+    del rows
+    gc.collect()
+
+
+def test_value_refcounts(codecs):
+    atomic = object()  # not GC-capable: rows stay without a header
+    container = []  # GC-capable: rows get a header
+    for value in (atomic, container):
+        codecs.set_type_codec(CITEXT, "citext", "public", "scalar", str, lambda _s, v=value: v)
+        dec = codecs.plan_row_decoder([CITEXT, o.INT4OID], ["c", "n"])
+        before = sys.getrefcount(value)
+        rows = dec.decode_many(payloads([datarow(b"v", int4(i)) for i in range(100)]))
+        assert all(r[0] is value for r in rows)
+        assert gc.is_tracked(rows[0]) is (value is container)
+        assert sys.getrefcount(value) == before + 100
+        del rows
+        assert sys.getrefcount(value) == before
+
+
+def test_decode_error_half_way_through_a_row(codecs):
+    alive = [0]
+
+    class Value:
+        def __init__(self):
+            alive[0] += 1
+
+        def __del__(self):
+            alive[0] -= 1
+
+    def decoder(_s):
+        return Value()
+
+    codecs.set_type_codec(CITEXT, "citext", "public", "scalar", str, decoder)
+    for first_ok in (False, True):
+        dec = codecs.plan_row_decoder([CITEXT, o.INT4OID, o.TEXTOID], ["c", "n", "t"])
+        if first_ok:  # the descriptor has learnt: rows get a header
+            assert dec.decode(datarow(b"x", int4(1), b"t")) != ()
+
+        def fail_many(dec=dec):
+            for bad in ([b"x", b"\x00", b"t"], [b"x", int4(1), b"\xff"]):
+                for _ in range(2_000):
+                    with pytest.raises(DecodeError):
+                        dec.decode(datarow(*bad))
+
+        leaked = traced_growth(fail_many)
+        assert leaked < 10_000  # 4,000 lost rows would be over 200 kB
+        assert alive[0] == 0
+    # Atomic rows failing half-way too (no custom codec involved).
+    dec = codecs.plan_row_decoder([o.INT4OID, o.TEXTOID, o.INT4OID], ["a", "b", "c"])
+    with pytest.raises(DecodeError):
+        dec.decode(datarow(int4(5), b"\xff", int4(1)))
+    assert dec.decode(datarow(int4(5), b"ok", int4(1))) == (5, "ok", 1)
+
+
+def test_record_class_rows_always_have_a_header(codecs):
+    class MyRow(Record):
+        pass
+
+    class Slotted(Record):
+        __slots__ = ()
+
+    class Marker:
+        pass
+
+    for cls in (MyRow, Slotted):
+        dec = int_and_array_decoder(codecs, cls)
+        atomic = dec.decode(datarow(int4(1), None))
+        assert type(atomic) is cls and atomic == (1, None)
+        assert sys.getsizeof(atomic) >= atomic.__sizeof__() + GC_HEAD
+        assert gc.is_tracked(atomic) is (cls is MyRow)  # tp_alloc tracks
+        row = dec.decode(datarow(int4(2), codecs.encode(o.INT4ARRAYOID, [1])))
+        assert type(row) is cls and gc.is_tracked(row)
+        m = Marker()
+        ref = weakref.ref(m)
+        row["a"].extend([row, m])
+        del row, m
+        gc.collect()
+        assert ref() is None
+    r = int_and_array_decoder(codecs, MyRow).decode(datarow(int4(1), None))
+    r.me = r
+    r.marker = m = Marker()
+    ref = weakref.ref(m)
+    del r, m
+    gc.collect()
+    assert ref() is None
+
+
+def test_tuple_rows_unchanged(codecs):
+    dec = int_and_array_decoder(codecs, None)
+    atomic = dec.decode(datarow(int4(1), None))
+    row = dec.decode(datarow(int4(1), codecs.encode(o.INT4ARRAYOID, [1])))
+    assert type(atomic) is tuple and not gc.is_tracked(atomic)
+    assert type(row) is tuple and gc.is_tracked(row)
+
+
+COMP = 16401  # CREATE TYPE comp AS (a int4, c int4[])
+
+
+def test_composite_values(codecs):
+    codecs.add_types(
+        [
+            {
+                "oid": COMP,
+                "ns": "public",
+                "name": "comp",
+                "kind": b"c",
+                "attrtypoids": [o.INT4OID, o.INT4ARRAYOID],
+                "attrnames": ["a", "c"],
+            }
+        ]
+    )
+    dec = codecs.plan_row_decoder([o.INT4OID, COMP], ["n", "comp"])
+    atomic = codecs.encode(COMP, (1, None))
+    with_list = codecs.encode(COMP, (2, [3]))
+    rows = [dec.decode(datarow(int4(i), atomic)) for i in range(2)]
+    rows.append(dec.decode(datarow(int4(2), with_list)))
+    rows.append(dec.decode(datarow(int4(3), atomic)))
+    assert rows == [(0, (1, None)), (1, (1, None)), (2, (2, [3])), (3, (1, None))]
+    assert [type(r["comp"]) for r in rows] == [Record] * 4
+    assert list(rows[2]["comp"].keys()) == ["a", "c"]
+    # Nested records without a header keep the outer row without one.
+    assert [gc.is_tracked(r) for r in rows] == [False, False, True, False]
+    assert [gc.is_tracked(r["comp"]) for r in rows] == [False, False, True, False]
+    assert sys.getsizeof(rows[3]) == sys.getsizeof(rows[0]) + GC_HEAD
+    assert sys.getsizeof(rows[3]["comp"]) == sys.getsizeof(rows[0]["comp"]) + GC_HEAD
+
+    class Marker:
+        pass
+
+    m = Marker()
+    ref = weakref.ref(m)
+    rows[2]["comp"]["c"].extend([rows, m])  # rows -> row -> comp -> list -> rows
+    del rows, m
+    gc.collect()
+    assert ref() is None
+
+
+def test_make_record_moves_too():
+    desc = RecordDescriptor(["a", "b"])
+    plain = desc.make_record([1, 2])
+    moved = desc.make_record([1, [2]])
+    later = desc.make_record([1, 2])
+    assert not gc.is_tracked(plain) and gc.is_tracked(moved) and not gc.is_tracked(later)
+    assert sys.getsizeof(later) == sys.getsizeof(plain) + GC_HEAD
+    assert moved == (1, [2]) and later == plain
+    for r in (plain, moved):
+        with pytest.raises(TypeError):
+            weakref.ref(r)
+        with pytest.raises(TypeError):
+            pickle.dumps(r)
 
 
 # -- asyncpg as the oracle -------------------------------------------------------------------

@@ -1088,8 +1088,7 @@ cdef object _composite_decode(Codec codec, CodecContext ctx, FRBuffer* buf):
                 f"expected {_oids.TYPE_NAMES.get(expected, expected)!r}",
                 schema=codec.schema, data_type=codec.name, position=i)
         record_set_item(rec, i, _decode_value(<Codec>codecs[i], ctx, buf))
-    record_done(rec)
-    return rec
+    return record_done(rec)
 
 
 cdef int _composite_encode(Codec codec, CodecContext ctx, WriteBuffer buf, object obj) except -1:
@@ -1985,7 +1984,8 @@ cdef class RowDecoder:
         if rbuf.len != 0:
             raise _RowFormatError(f"malformed DataRow: {rbuf.len} unexpected trailing bytes")
         if not as_tuple:
-            record_done(row)
+            # May be another object (a record moved into one with a GC header).
+            row = record_done(row)
         elif not values_need_gc(__pg_tuple_items(row), n):
             # As CPython would do at its next collection: a tuple of atomic
             # values cannot be part of a cycle.

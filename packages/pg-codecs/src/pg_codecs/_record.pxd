@@ -9,10 +9,14 @@ How the row decoder uses it::
 
     rec = record_new(cls, desc, n)        # values all empty (NULL)
     record_set_item(rec, i, value)        # for i in 0..n-1, each exactly once
-    record_done(rec)                      # hand it to the garbage collector
+    rec = record_done(rec)                # may return another object!
 
-Until record_done() the record must not be shown to Python code. If decoding
-fails half-way, simply drop the reference: empty slots are allowed then.
+record_done() may move the values into a new object (one with a garbage
+collector header) and return that; the old one is then empty and is freed
+when the caller drops it. So the caller must hold the only reference to
+``rec`` and use the returned object from then on. Until record_done() the
+record must not be shown to Python code. If decoding fails half-way, simply
+drop the reference: empty slots are allowed then.
 """
 
 cimport cython
@@ -27,6 +31,15 @@ cdef class RecordDescriptor:
     # name -> position. A duplicated name maps to its LAST position, like
     # asyncpg (whose mapping is built by assigning names in order).
     cdef dict index
+    # Set only on a twin (see _record.pyx, "How it works"): the records that
+    # point at it were allocated without a garbage collector header.
+    cdef bint _headerless
+    # Set on a main descriptor once one of its records needed tracking by
+    # the garbage collector: its later records get a header straight away.
+    cdef bint _rows_need_gc
+    # On a main descriptor: its twin, owned, created on first use (or NULL).
+    # On a twin: its main descriptor, borrowed (NULL once that one is gone).
+    cdef PyObject* _twin
 
 
 cdef class Record:
@@ -37,12 +50,16 @@ cdef class Record:
 
 
 # A new record of type cls (Record or a record_class from
-# check_record_class()) with n empty values.
+# check_record_class()) with n empty values. desc is the descriptor the caller
+# holds (never a twin; twins do not leave _record.pyx).
 cdef object record_new(type cls, RecordDescriptor desc, Py_ssize_t n)
 
-# Let the cyclic garbage collector see the record when one of its values
-# could be part of a reference cycle (a record of ints and strings never can).
-cdef int record_done(object rec) except -1
+# Finish a record: let the cyclic garbage collector see it when one of its
+# values could be part of a reference cycle (a record of ints and strings
+# never can). Returns the record to use from now on: a record allocated
+# without a GC header is moved into one with a header when its values need
+# it. The caller must hold the only reference to rec (SystemError otherwise).
+cdef object record_done(object rec)
 
 # True if a container holding these values must be tracked by the garbage
 # collector (some value is, or could become, part of a reference cycle).

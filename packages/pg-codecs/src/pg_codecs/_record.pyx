@@ -27,15 +27,55 @@ A record whose values are all atomic (ints, strings, ...) cannot be part of
 a reference cycle, so ``record_done`` leaves it untracked by the garbage
 collector, as CPython does for such tuples. That keeps large results from
 slowing down every collection.
+
+Such a record does not need the garbage collector's header either (16 bytes
+in front of every GC-capable object), so most records of the exact type
+Record are allocated without one (``PyObject_Malloc``, not
+``PyObject_GC_NewVar``). The type keeps ``Py_TPFLAGS_HAVE_GC`` and gets a
+``tp_is_gc`` slot, which CPython consults per object (``PyObject_IS_GC``)
+before it touches a header, in the collector as in ``gc.is_tracked`` and
+``sys.getsizeof``; for a record without a header it says no, so the
+collector never looks at it. It works like this:
+
+* Which records have no header is recorded in their descriptor. Every main
+  RecordDescriptor (one per result set) may get a *twin*: a descriptor with
+  the same names and index whose ``_headerless`` flag is set. A record
+  without a header points at the twin, every other record at the main
+  descriptor. ``tp_is_gc`` is true unless the object is an exact Record
+  pointing at a twin. Subclass instances (``record_class``) always have a
+  header: CPython's ``subtype_dealloc`` reads it.
+
+* ``record_new(Record, desc, n)`` allocates without a header, pointing at
+  the twin (created on first use, owned by the main descriptor, which it
+  points back to with a borrowed pointer), unless ``desc._rows_need_gc``
+  says that the records of this result set have needed the collector
+  before.
+
+* ``record_done()`` returns the record to use from then on. When the values
+  of a record without a header need the collector (a list from an array
+  column, an object from a custom codec), it allocates a record with a
+  header, moves the value pointers there (the old record is left empty, and
+  freed when the decoder drops it), points it at the main descriptor,
+  tracks it and sets ``_rows_need_gc``, so the next rows get a header
+  straight away. The move requires the decoder's reference to be the only
+  one, which holds because no record is shown to Python before
+  ``record_done()``.
+
+* ``tp_dealloc`` reads ``tp_is_gc`` before it releases the descriptor, and
+  frees with ``PyObject_GC_Del`` (via ``tp_free``) or ``PyObject_Free``.
+
+* On free-threaded builds the collector's state lives inside the object, so
+  there is nothing to save: every record gets the usual allocation and no
+  ``tp_is_gc`` slot is installed.
 """
 
 cimport cython
 from cpython.number cimport PyIndex_Check, PyNumber_AsSsize_t
 from cpython.object cimport PyObject, PyTypeObject, Py_TYPE, PyObject_Hash
-from cpython.ref cimport Py_DECREF, Py_INCREF, Py_XDECREF
+from cpython.ref cimport Py_DECREF, Py_INCREF, Py_REFCNT, Py_XDECREF
 from cpython.slice cimport PySlice_Check, PySlice_GetIndicesEx
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM, PyTuple_CheckExact
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 
 
 cdef extern from *:
@@ -44,12 +84,49 @@ cdef extern from *:
        ob_size set and the rest of its memory uninitialised. */
     #define __pgrec_gc_new_var(tp, n) \\
         ((PyObject *)PyObject_GC_NewVar(PyVarObject, (tp), (n)))
+
+    /* The same without the garbage collector's header: only for a type whose
+       tp_is_gc says so for this object (see "How it works"). */
+    static PyObject *__pgrec_plain_new_var(PyTypeObject *tp, Py_ssize_t n) {
+        PyObject *op = (PyObject *)PyObject_Malloc(
+            (size_t)tp->tp_basicsize + (size_t)n * (size_t)tp->tp_itemsize);
+        if (op == NULL)
+            return PyErr_NoMemory();
+        return (PyObject *)PyObject_InitVar((PyVarObject *)op, tp, n);
+    }
+
+    /* Records without a header exist only where the collector keeps its
+       state in front of the object: not on free-threaded builds. */
+    #ifdef Py_GIL_DISABLED
+    #define __PGREC_HEADERLESS 0
+    #else
+    #define __PGREC_HEADERLESS 1
+    #endif
+
+    /* Since 3.11 sys.getsizeof() adds the header by the type
+       (_PyType_PreHeaderSize), without asking tp_is_gc. PyGC_Head is not
+       public; it has been two words since 3.8. */
+    #define __PGREC_SIZEOF_ADDS_HEADER_BY_TYPE (PY_VERSION_HEX >= 0x030B0000)
+    #define __PGREC_GC_HEAD_SIZE ((Py_ssize_t)(2 * sizeof(uintptr_t)))
+
+    #define __pgrec_type(o) ((PyObject *)Py_TYPE(o))
+    #define __pgrec_set_size(o, n) Py_SET_SIZE((PyVarObject *)(o), (n))
     """
     PyObject* __pgrec_gc_new_var(PyTypeObject* tp, Py_ssize_t n) except NULL
+    PyObject* __pgrec_plain_new_var(PyTypeObject* tp, Py_ssize_t n) except NULL
+    bint __PGREC_HEADERLESS
+    bint __PGREC_SIZEOF_ADDS_HEADER_BY_TYPE
+    Py_ssize_t __PGREC_GC_HEAD_SIZE
+    PyObject* __pgrec_type(PyObject* o)
+    void __pgrec_set_size(PyObject* o, Py_ssize_t n)
+    void __pgrec_incref "Py_INCREF"(PyObject* o)
+    void __pgrec_decref "Py_DECREF"(PyObject* o)
+    void PyObject_Free(void* p)
 
     ctypedef int (*visitproc)(PyObject*, void*)
     ctypedef int (*traverseproc)(PyObject*, visitproc, void*)
     ctypedef void (*destructor)(PyObject*)
+    ctypedef int (*inquiry)(PyObject*)
     ctypedef void (*freefunc)(void*)
     ctypedef PyObject* (*allocfunc)(PyTypeObject*, Py_ssize_t) except NULL
 
@@ -61,6 +138,7 @@ cdef extern from *:
         traverseproc tp_traverse
         freefunc tp_free
         allocfunc tp_alloc
+        inquiry tp_is_gc
 
     bint PyObject_IS_GC(object o)
     bint PyObject_GC_IsTracked(object o)
@@ -98,6 +176,14 @@ cdef class RecordDescriptor:
         self.names = t
         self.index = index
 
+    def __dealloc__(self):
+        cdef PyObject* twin = self._twin
+        self._twin = NULL
+        if twin is not NULL and not self._headerless:
+            # The twin may outlive us (records point at it): forget us.
+            (<RecordDescriptor>twin)._twin = NULL
+            __pgrec_decref(twin)
+
     def __len__(self):
         return len(self.names)
 
@@ -129,8 +215,7 @@ cdef class RecordDescriptor:
         rec = record_new(<type>record_class, self, n)
         for i in range(n):
             record_set_item(rec, i, vals[i])
-        record_done(rec)
-        return rec
+        return record_done(rec)
 
 
 cdef inline _type_short_name(object obj):
@@ -236,6 +321,14 @@ cdef class Record:
         if op == 4:
             return mine > theirs
         return mine >= theirs
+
+    def __sizeof__(self):
+        cdef Py_ssize_t size = ((<_PgTypeSlots*>Py_TYPE(self)).tp_basicsize
+                                + Py_SIZE(self) * <Py_ssize_t>sizeof(PyObject*))
+        if __PGREC_SIZEOF_ADDS_HEADER_BY_TYPE and not _record_is_gc(<PyObject*>self):
+            # sys.getsizeof() will add a header this record does not have.
+            size -= __PGREC_GC_HEAD_SIZE
+        return size
 
     def __repr__(self):
         cdef Py_ssize_t i, n = Py_SIZE(self)
@@ -362,24 +455,35 @@ cdef inline PyObject** _desc_slot(PyObject* o) noexcept:
 
 cdef object record_new(type cls, RecordDescriptor desc, Py_ssize_t n):
     cdef PyObject* o
+    cdef PyObject* d = <PyObject*>desc
     cdef PyObject** items
     cdef Py_ssize_t i
-    if (<PyObject*>cls is <PyObject*>Record
-            or (<_PgTypeSlots*>cls).tp_dictoffset == 0):
-        # Record, or a subclass without __dict__ (``__slots__ = ()``): no
-        # memory to clear but ours. Untracked until record_done(); its empty
-        # slots are never seen.
+    if <PyObject*>cls is <PyObject*>Record:
+        if __PGREC_HEADERLESS and not desc._rows_need_gc:
+            # No GC header until this result's records have shown that they
+            # need one: record_done() moves the values if they do.
+            d = desc._twin if desc._twin is not NULL else _make_twin(desc)
+            o = __pgrec_plain_new_var(<PyTypeObject*>cls, n)
+        else:
+            # Untracked until record_done(); its empty slots are never seen.
+            o = __pgrec_gc_new_var(<PyTypeObject*>cls, n)
+        __pgrec_incref(d)
+        _desc_slot(o)[0] = d
+        memset(record_items(<object>o), 0, <size_t>n * sizeof(PyObject*))
+    elif (<_PgTypeSlots*>cls).tp_dictoffset == 0:
+        # A subclass without __dict__ (``__slots__ = ()``): no memory to clear
+        # but ours. Always with a header (CPython's subtype_dealloc reads it).
         o = __pgrec_gc_new_var(<PyTypeObject*>cls, n)
-        Py_INCREF(desc)
-        _desc_slot(o)[0] = <PyObject*>desc
+        __pgrec_incref(d)
+        _desc_slot(o)[0] = d
         memset(record_items(<object>o), 0, <size_t>n * sizeof(PyObject*))
     else:
         # A subclass: tp_alloc zeroes the object (and its __dict__ slot) and
         # tracks it, so the values start as None in case a garbage collection
         # looks at it before it is filled.
         o = (<_PgTypeSlots*>cls).tp_alloc(<PyTypeObject*>cls, n)
-        Py_INCREF(desc)
-        _desc_slot(o)[0] = <PyObject*>desc
+        __pgrec_incref(d)
+        _desc_slot(o)[0] = d
         items = record_items(<object>o)
         for i in range(n):
             Py_INCREF(None)
@@ -389,10 +493,52 @@ cdef object record_new(type cls, RecordDescriptor desc, Py_ssize_t n):
     return rec
 
 
-cdef int record_done(object rec) except -1:
-    if not PyObject_GC_IsTracked(rec) and values_need_gc(record_items(rec), Py_SIZE(rec)):
+cdef PyObject* _make_twin(RecordDescriptor desc) except NULL:
+    # The twin that desc's records without a GC header point at; owned by desc.
+    cdef RecordDescriptor twin = RecordDescriptor.__new__(RecordDescriptor)
+    # Re-checked: creating the twin may have run other code (a collection).
+    if desc._twin is NULL:
+        twin.names = desc.names
+        twin.index = desc.index
+        twin._headerless = True
+        twin._twin = <PyObject*>desc
+        __pgrec_incref(<PyObject*>twin)
+        desc._twin = <PyObject*>twin
+    return desc._twin
+
+
+cdef object record_done(object rec):
+    cdef PyObject** items = record_items(rec)
+    cdef Py_ssize_t n = Py_SIZE(rec)
+    if not _record_is_gc(<PyObject*>rec):
+        if values_need_gc(items, n):
+            return _move_to_gc_record(rec)
+    elif not PyObject_GC_IsTracked(rec) and values_need_gc(items, n):
         PyObject_GC_Track(<PyObject*>rec)
-    return 0
+    return rec
+
+
+cdef object _move_to_gc_record(object rec):
+    # rec has no GC header but its values need the collector: move them into
+    # a new record with a header, tracked, and leave rec empty (freed when
+    # the caller drops it). Later records of the result get a header at once.
+    cdef PyObject* old = <PyObject*>rec
+    cdef PyObject* main = (<RecordDescriptor>_desc_slot(old)[0])._twin
+    cdef Py_ssize_t n = Py_SIZE(rec)
+    cdef PyObject* o
+    if main is NULL or Py_REFCNT(rec) != 1:
+        # Never happens when the contract in _record.pxd is followed.
+        raise SystemError("record_done(): the record is shared or its descriptor is gone")
+    o = __pgrec_gc_new_var(<PyTypeObject*>Record, n)
+    __pgrec_incref(main)
+    _desc_slot(o)[0] = main
+    memcpy(record_items(<object>o), record_items(rec), <size_t>n * sizeof(PyObject*))
+    __pgrec_set_size(old, 0)
+    (<RecordDescriptor>main)._rows_need_gc = True
+    PyObject_GC_Track(o)
+    moved = <object>o
+    Py_DECREF(moved)   # <object>o took a second reference
+    return moved
 
 
 cdef bint values_need_gc(PyObject** items, Py_ssize_t n) noexcept:
@@ -430,19 +576,46 @@ cdef int check_record_class(object cls) except -1:
 
 # -- turning Record into a variable-sized type ---------------------------------------
 
+# Called by the collector in the middle of a collection: no tracing hooks
+# (PG_CYTHON_DEBUG builds), which could run Python code there.
+@cython.linetrace(False)
+@cython.profile(False)
+cdef int _record_is_gc(PyObject* o) noexcept:
+    # tp_is_gc: whether o has a garbage collector header. Only an exact Record
+    # pointing at a twin descriptor has none. (An exact Record whose _desc is
+    # None exists only while Record() is refused in __cinit__.)
+    cdef PyObject* d
+    if __pgrec_type(o) is not <PyObject*>Record:
+        return 1
+    d = _desc_slot(o)[0]
+    if d is NULL or __pgrec_type(d) is not <PyObject*>RecordDescriptor:
+        return 1
+    return not (<RecordDescriptor>d)._headerless
+
+
 cdef void _record_dealloc(PyObject* o) noexcept:
     cdef Py_ssize_t i = Py_SIZE(<object>o)
     cdef PyObject** items = record_items(<object>o)
-    PyObject_GC_UnTrack(o)
+    # Asked before the descriptor, which tells, is released.
+    cdef bint has_gc_head = _record_is_gc(o)
+    if has_gc_head:
+        PyObject_GC_UnTrack(o)
     while i > 0:
         i -= 1
         Py_XDECREF(items[i])
         items[i] = NULL
     Py_XDECREF(_desc_slot(o)[0])
     _desc_slot(o)[0] = NULL
-    (<_PgTypeSlots*>Py_TYPE(<object>o)).tp_free(o)
+    if has_gc_head:
+        (<_PgTypeSlots*>Py_TYPE(<object>o)).tp_free(o)
+    else:
+        # Only exact Records lack a header, and Record is a static type: no
+        # reference to the type to release.
+        PyObject_Free(o)
 
 
+@cython.linetrace(False)
+@cython.profile(False)
 cdef int _record_traverse(PyObject* o, visitproc visit, void* arg) noexcept:
     cdef Py_ssize_t i
     cdef PyObject** items = record_items(<object>o)
@@ -467,19 +640,30 @@ cdef int _make_var_sized() except -1:
         tp.tp_itemsize = sizeof(PyObject*)
         tp.tp_dealloc = <destructor>_record_dealloc
         tp.tp_traverse = <traverseproc>_record_traverse
+        if __PGREC_HEADERLESS:
+            # Set before any subclass exists; subclasses inherit it.
+            tp.tp_is_gc = <inquiry>_record_is_gc
     _EMPTY_DESC = RecordDescriptor(())
     return 0
 
 
 cdef int _check_layout() except -1:
     # The struct's first field must be where CPython keeps ob_size, or
-    # Py_SIZE() would not be the number of values.
-    rec = record_new(Record, _EMPTY_DESC, 3)
-    for i in range(3):
-        record_set_item(rec, i, i)
-    if (Py_SIZE(rec) != 3 or (<Record>rec)._ob_size != 3 or rec[2] != 2
-            or _desc_slot(<PyObject*>rec)[0] is not <PyObject*>(<Record>rec)._desc):
-        raise ImportError("pg_codecs._record: unexpected object layout of Record")
+    # Py_SIZE() would not be the number of values. Checked on a record
+    # without a GC header and on one moved into a record with a header.
+    cdef RecordDescriptor desc = RecordDescriptor(("a", "b", "c"))
+    cdef tuple values
+    for values in ((0, 1, 2), (0, 1, [2])):
+        rec = record_new(Record, desc, 3)
+        for i in range(3):
+            record_set_item(rec, i, values[i])
+        rec = record_done(rec)
+        if (Py_SIZE(rec) != 3 or (<Record>rec)._ob_size != 3 or rec[2] != values[2]
+                or _desc_slot(<PyObject*>rec)[0] is not <PyObject*>(<Record>rec)._desc
+                or PyObject_IS_GC(rec) != (not __PGREC_HEADERLESS or type(values[2]) is list)
+                or PyObject_GC_IsTracked(rec) != (type(values[2]) is list)
+                or (<Record>rec)._desc.names is not desc.names):
+            raise ImportError("pg_codecs._record: unexpected object layout of Record")
     return 0
 
 
