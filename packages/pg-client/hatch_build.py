@@ -122,6 +122,12 @@ def compile_extensions(root: Path, names: list[str], siblings: list[str]) -> lis
         "linetrace": debug,
         "embedsignature": True,
     }
+    # Cython keeps one dependency tree per process, built with the include
+    # path of the first call: a later package (tools/rebuild.py builds them
+    # all in one process) would not see that a sibling's .pxd changed.
+    from Cython.Build import Dependencies
+
+    Dependencies._dep_tree = None
     modules = cythonize(
         extensions,
         include_path=dirs,
