@@ -13,6 +13,7 @@ import datetime
 import decimal
 import io
 import os
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -23,6 +24,19 @@ import pytest
 
 import pg_client
 from pg_client import exceptions as exc
+from pg_wire.messages import (
+    CommandComplete,
+    CopyBothResponse,
+    CopyData,
+    CopyDone,
+    CopyInResponse,
+    CopyOutResponse,
+    Query,
+    ReadyForQuery,
+)
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fakeserver import FakeConn, FakeServer
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -689,6 +703,283 @@ async def test_copy_to_table_refused_statement(pgc: pg_client.Connection) -> Non
     with pytest.raises(exc.UndefinedColumnError):
         await pgc.copy_records_to_table(table, records=[(1,)], columns=["nope"])
     await _assert_usable(pgc)
+
+
+# -- data right behind the Query (no round trip for CopyInResponse) -------------------
+#
+# For sources that can be read ahead unseen (a list or tuple of records, a
+# bytes-like object, a path), the data follows the Query at once. When the
+# COPY fails before copy-in mode, the server drops that data; the caller gets
+# the server's error and a connection in step.
+
+
+class CountingList(list):  # type: ignore[type-arg]
+    """A list (so it goes out right behind the Query) that counts the records read."""
+
+    def __init__(self, items: Any, mark: int = 0) -> None:
+        super().__init__(items)
+        self.read = 0
+        self.mark = mark
+        self.reached = asyncio.Event()
+
+    def __iter__(self) -> Iterator[Any]:
+        for item in super().__iter__():
+            self.read += 1
+            if self.read == self.mark:
+                self.reached.set()
+            yield item
+
+
+@pytest.fixture
+async def role(pgc: pg_client.Connection) -> AsyncIterator[str]:
+    """A role without privileges (for SET ROLE), dropped afterwards."""
+    name = _name("role")
+    await pgc.execute(f"CREATE ROLE {name} NOLOGIN")
+    yield name
+    await pgc.execute("RESET ROLE")
+    await pgc.execute(f"DROP OWNED BY {name}; DROP ROLE {name}")
+
+
+REFUSALS = ["missing_table", "missing_column", "bad_where", "no_privilege",
+            "failed_transaction", "read_only_transaction"]
+
+
+# copy_records_to_table looks the table and its columns up before the COPY,
+# so a missing table or column never reaches the COPY there.
+REFUSAL_CASES = [
+    (api, refusal) for refusal in REFUSALS for api in ("records_list", "bytes", "path")
+    if not (api == "records_list" and refusal in ("missing_table", "missing_column"))
+]
+
+
+@pytest.mark.parametrize(("api", "refusal"), REFUSAL_CASES)
+async def test_copy_sent_early_refused_before_copy_in(
+    pgc: pg_client.Connection, role: str, tmp_path: Path, api: str, refusal: str
+) -> None:
+    if refusal == "bad_where" and pgc.get_server_version() < (12, 0):
+        pytest.skip("COPY ... WHERE needs PostgreSQL 12")
+    # Not a temp table: a read-only transaction may write those.
+    table = _name()
+    await pgc.execute(f"CREATE TABLE {table} (a int, b text)")
+    try:
+        await _refused_before_copy_in(pgc, role, tmp_path, api, refusal, table)
+    finally:
+        await pgc.execute("RESET ROLE")
+        await pgc.execute(f"DROP TABLE {table}")
+
+
+async def _refused_before_copy_in(pgc: pg_client.Connection, role: str, tmp_path: Path,
+                                  api: str, refusal: str, table: str) -> None:
+    n = 1_000_000 if api == "records_list" else 100_000
+    records = CountingList([(1, "x" * 20)] * n)
+    data = b"1\tx\n" * n
+    path = tmp_path / "data.txt"
+    path.write_bytes(data)
+    if api == "records_list":
+        # The statement that looks the columns up is cached from here on:
+        # in a failed transaction, or as another role, only the COPY is sent.
+        await pgc.copy_records_to_table(table, records=[])
+    target, kwargs = table, {}
+    expected: type[Exception]
+    if refusal == "missing_table":
+        target, expected = _name("missing"), exc.UndefinedTableError
+    elif refusal == "missing_column":
+        kwargs, expected = {"columns": ["a", "nope"]}, exc.UndefinedColumnError
+    elif refusal == "bad_where":
+        kwargs, expected = {"where": "nope > 0"}, exc.UndefinedColumnError
+    elif refusal == "no_privilege":
+        await pgc.execute(f"GRANT SELECT ON {table} TO {role}")
+        await pgc.execute(f"SET ROLE {role}")
+        expected = exc.InsufficientPrivilegeError
+    elif refusal == "failed_transaction":
+        expected = exc.InFailedSQLTransactionError
+    else:
+        expected = exc.ReadOnlySQLTransactionError
+
+    async def copy() -> str:
+        if api == "records_list":
+            return await pgc.copy_records_to_table(target, records=records, **kwargs)
+        source: Any = data if api == "bytes" else path
+        return await pgc.copy_to_table(target, source=source, **kwargs)
+
+    with pytest.raises(expected):
+        if refusal == "failed_transaction":
+            async with pgc.transaction():
+                with pytest.raises(exc.DivisionByZeroError):
+                    await pgc.execute("SELECT 1 / 0")
+                await copy()
+        elif refusal == "read_only_transaction":
+            async with pgc.transaction(readonly=True):
+                await copy()
+        else:
+            await copy()
+    await _assert_usable(pgc)
+    await pgc.execute("RESET ROLE")
+    assert await pgc.fetchval(f"SELECT count(*) FROM {table}") == 0
+    if api == "records_list":
+        # Streaming stopped once the server's error was read: a few MB at most.
+        assert records.read < n
+
+
+# Records are encoded in binary by the client: no bad text from them.
+MID_STREAM_CASES = [
+    (api, failure) for failure in ("not_null", "check", "where_division", "bad_text")
+    for api in ("records_list", "bytes") if not (api == "records_list" and failure == "bad_text")
+]
+
+
+@pytest.mark.parametrize(("api", "failure"), MID_STREAM_CASES)
+async def test_copy_sent_early_fails_mid_stream(
+    pgc: pg_client.Connection, api: str, failure: str
+) -> None:
+    if failure == "where_division" and pgc.get_server_version() < (12, 0):
+        pytest.skip("COPY ... WHERE needs PostgreSQL 12")
+    table = await _table(pgc, "a int NOT NULL, b text CHECK (b <> 'bad')")
+    n, bad_at = 200_000, 150_000
+    good = (1, "x" * 20)
+    bad = {"not_null": (None, "x"), "check": (1, "bad"), "where_division": (0, "x"),
+           "bad_text": (1, "x")}[failure]
+    rows = [good] * bad_at + [bad] + [good] * (n - bad_at)
+    kwargs = {"where": "1 / a = 1"} if failure == "where_division" else {}
+    expected = {"not_null": exc.NotNullViolationError, "check": exc.CheckViolationError,
+                "where_division": exc.DivisionByZeroError,
+                "bad_text": exc.InvalidTextRepresentationError}[failure]
+    with pytest.raises(expected):
+        if api == "records_list":
+            await pgc.copy_records_to_table(table, records=rows, **kwargs)
+        else:
+            lines = [f"{'' if a is None else a}\t{b}\n" for a, b in rows]
+            if failure == "not_null":
+                lines[bad_at] = "\\N\tx\n"
+            elif failure == "bad_text":
+                lines[bad_at] = "one\tx\n"
+            await pgc.copy_to_table(table, source="".join(lines).encode(), **kwargs)
+    assert await pgc.fetchval(f"SELECT count(*) FROM {table}") == 0
+    await _assert_usable(pgc)
+
+
+@pytest.mark.parametrize("how", ["timeout", "cancel"])
+@pytest.mark.parametrize("api", ["records_list", "records_iterator", "bytes", "async_iterable"])
+async def test_copy_abandoned_before_copy_in_response(
+    pgc: pg_client.Connection, cluster: Any, api: str, how: str
+) -> None:
+    """Blocked on a lock short of copy-in mode, the server reads no CopyFail: a
+    timeout or a cancelled task sends a CancelRequest, so the connection is
+    usable at once, while the lock is still held, and nothing is inserted."""
+    table = _name("cpl")
+    await pgc.execute(f"CREATE TABLE {table} (a int)")
+    # Look the columns up now: the lookup would wait for the lock too.
+    await pgc.copy_records_to_table(table, records=[])
+    locker = await pg_client.connect(cluster.dsn())
+    tr = locker.transaction()
+    await tr.start()
+    await locker.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+    loop = asyncio.get_running_loop()
+    try:
+        n = 1_000_000  # more than the socket buffers hold: the early path waits to drain
+        rows = [(i,) for i in range(n)]
+        data = b"1\n" * n
+
+        def copy(timeout: float | None) -> Any:
+            if api == "records_list":
+                return pgc.copy_records_to_table(table, records=rows, timeout=timeout)
+            if api == "records_iterator":
+                return pgc.copy_records_to_table(table, records=iter(rows), timeout=timeout)
+            source = data if api == "bytes" else _chunks(data, (65536,))
+            return pgc.copy_to_table(table, source=source, timeout=timeout)
+
+        started = loop.time()
+        if how == "timeout":
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(copy(0.3), 10)
+        else:
+            task = asyncio.ensure_future(copy(None))
+            task.add_done_callback(_retrieve)
+            await asyncio.sleep(0.3)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await asyncio.wait_for(task, 10)
+        assert loop.time() - started < 3
+        await asyncio.wait_for(_assert_usable(pgc), 4)
+        assert not locker.is_closed()
+    finally:
+        await tr.rollback()
+        await locker.close()
+    assert await pgc.fetchval(f"SELECT count(*) FROM {table}") == 0
+    await pgc.execute(f"DROP TABLE {table}")
+
+
+async def _fake_connect(server: FakeServer) -> pg_client.Connection:
+    return await pg_client.connect(host=server.host, port=server.port, user="u",
+                                   database="d", ssl=False)
+
+
+@pytest.mark.parametrize("private", [True, False], ids=["bytes", "async_iterable"])
+async def test_copy_data_follows_the_query_only_for_private_sources(private: bool) -> None:
+    """On the wire: a bytes source goes out before CopyInResponse; an async
+    iterable (the caller's) is read only once the server asked for data."""
+    seen_before_response: list[Any] = []
+
+    async def script(conn: FakeConn) -> None:
+        await conn.accept_startup()
+        query = await conn.expect(Query)
+        if private:
+            seen_before_response.append(await conn.expect(CopyData))
+            seen_before_response.append(await conn.expect(CopyDone))
+            conn.send(CopyInResponse(0, (0,)))
+        else:
+            await conn.sleep(0.2)
+            # Not a byte after the Query.
+            assert bytes(conn.received).endswith(query.encode())
+            conn.send(CopyInResponse(0, (0,)))
+            await conn.expect(CopyData)
+            await conn.expect(CopyDone)
+        conn.send(CommandComplete("COPY 1"), ReadyForQuery("I"))
+        await conn.serve()
+
+    read = []
+
+    async def source() -> AsyncIterator[bytes]:
+        read.append(True)
+        yield b"1\n"
+
+    async with FakeServer(script) as server:
+        con = await _fake_connect(server)
+        try:
+            status = await con.copy_to_table("t", source=b"1\n" if private else source())
+            assert status == "COPY 1"
+            assert await con.fetchval("SELECT 1") == 1
+        finally:
+            await con.close()
+    if private:
+        assert seen_before_response == [CopyData(b"1\n"), CopyDone()]
+    else:
+        assert seen_before_response == [] and read == [True]
+
+
+@pytest.mark.parametrize("response", [CopyOutResponse(0, (0,)), CopyBothResponse(0, (0,))],
+                         ids=["CopyOutResponse", "CopyBothResponse"])
+async def test_copy_sent_early_but_the_server_answers_another_copy(response: Any) -> None:
+    """What CopyInOp does with the answer of a statement that is not COPY FROM
+    STDIN (our SQL never is one): an InterfaceError, the connection in step."""
+
+    async def script(conn: FakeConn) -> None:
+        await conn.accept_startup()
+        await conn.expect(Query)
+        await conn.expect(CopyData)
+        await conn.expect(CopyDone)
+        conn.send(response, CopyData(b"x\n"), CopyDone(), CommandComplete("COPY 1"),
+                  ReadyForQuery("I"))
+        await conn.serve()
+
+    async with FakeServer(script) as server:
+        con = await _fake_connect(server)
+        try:
+            with pytest.raises(exc.InterfaceError, match="did not start a COPY FROM STDIN"):
+                await con.copy_to_table("t", source=b"1\n")
+            assert await con.fetchval("SELECT 1") == 1
+        finally:
+            await con.close()
 
 
 # -- C7: large values ------------------------------------------------------------------

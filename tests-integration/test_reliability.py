@@ -58,7 +58,7 @@ import sys
 import uuid
 import warnings
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import asyncpg
@@ -914,9 +914,28 @@ def _copy_rows(start: int, n: int, pad: str) -> bytes:
     return "".join(f"{i}\t{pad}\n" for i in range(start, start + n)).encode()
 
 
+class _CountingRecords(list):  # type: ignore[type-arg]
+    """A list of records (sent right behind the Query) that counts the bytes read."""
+
+    def __init__(self, row: tuple[Any, ...], n: int, row_size: int,
+                 on_mb: Callable[[int], None]) -> None:
+        super().__init__([row] * n)
+        self.row_size = row_size
+        self.on_mb = on_mb
+
+    def __iter__(self) -> Iterator[Any]:
+        sent = 0
+        for item in super().__iter__():
+            sent += self.row_size
+            if sent % (1024 * 1024) < self.row_size:
+                self.on_mb(sent)
+            yield item
+
+
+@pytest.mark.parametrize("source", ["async_iterable", "records_list"])
 @pytest.mark.parametrize("how", ["proxy_cut_10MB", "pg_terminate_backend"])
 async def test_c5_connection_lost_mid_copy_in(cluster: Any, app: str, ctl: asyncpg.Connection,
-                                              proxy: FaultProxy, how: str) -> None:
+                                              proxy: FaultProxy, how: str, source: str) -> None:
     table = f"c5_{uuid.uuid4().hex[:10]}"
     await ctl.execute(f"CREATE TABLE {table} (a int, b text)")
     con = await connect(cluster, app, via=proxy)
@@ -924,7 +943,16 @@ async def test_c5_connection_lost_mid_copy_in(cluster: Any, app: str, ctl: async
     pad = "z" * 200
     half = asyncio.Event()
 
-    async def source() -> AsyncIterator[bytes]:
+    def read(total: int) -> None:
+        nonlocal sent
+        sent = total
+        if sent > 1024 * 1024:
+            half.set()
+
+    # 2 M records of 214 bytes: binary COPY sent right behind the Query.
+    records = _CountingRecords((1, pad), 2_000_000, 2 + 8 + 4 + len(pad), read)
+
+    async def chunks() -> AsyncIterator[bytes]:
         nonlocal sent
         i = 0
         while sent < 200 * 1024 * 1024:
@@ -943,7 +971,11 @@ async def test_c5_connection_lost_mid_copy_in(cluster: Any, app: str, ctl: async
         if how == "proxy_cut_10MB":
             conn = proxy.connections[-1]
             proxy.cut_after_bytes(conn.c2s.forwarded + 10 * 1024 * 1024, C2S, how="rst")
-        task = asyncio.ensure_future(con.copy_to_table(table, source=source()))
+        if source == "records_list":
+            await con.copy_records_to_table(table, records=[])  # look the columns up
+            task = asyncio.ensure_future(con.copy_records_to_table(table, records=records))
+        else:
+            task = asyncio.ensure_future(con.copy_to_table(table, source=chunks()))
         task.add_done_callback(retrieve)
         if how == "pg_terminate_backend":
             await asyncio.wait_for(half.wait(), 10)

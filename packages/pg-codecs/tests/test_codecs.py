@@ -902,6 +902,51 @@ def test_param_encoder_error_names_the_parameter():
     assert isinstance(e.__cause__, TypeError)
 
 
+@pytest.mark.parametrize("container", [tuple, list])
+def test_param_encoder_error_position_after_nulls(container):
+    # One exception handler per row, not per value: the failing position
+    # must still be the value's, NULLs before it included.
+    enc = CodecRegistry().plan_param_encoder([o.INT4OID, o.TEXTOID, o.INT4OID, o.INT4OID])
+    buf = WriteBuffer()
+    enc.write_params(buf, container([1, "a", 2, 3]))
+    before = bytes(buf)
+    with pytest.raises(ParameterEncodeError) as info:
+        enc.write_params(buf, container([None, None, 5, "bad"]))
+    assert (info.value.position, info.value.type_name, info.value.value) == (3, "int4", "bad")
+    assert isinstance(info.value.__cause__, TypeError)
+    assert bytes(buf) == before
+    assert enc.encode(container([None, None, 5, None])) == enc.encode([None, None, 5, None])
+
+
+def test_param_encoder_list_shrunk_by_a_codec(reg):
+    # A list is indexed with bounds checks: a Python codec emptying it
+    # mid-encoding gets an IndexError, not a read past its end.
+    args = ["a", "b", "c"]
+
+    def shrink(value):
+        args.clear()
+        return value
+
+    reg.set_type_codec(CITEXT, "citext", "public", "scalar", shrink, str, "text")
+    enc = reg.plan_param_encoder([CITEXT, CITEXT, CITEXT])
+    buf = WriteBuffer()
+    with pytest.raises(IndexError):
+        enc.write_params(buf, args)
+    assert bytes(buf) == b""
+
+
+def test_copy_records_error_keeps_the_whole_rows_before_it():
+    enc = CodecRegistry().plan_param_encoder([o.INT4OID, o.TEXTOID])
+    buf = WriteBuffer()
+    rows = iter([(1, "a"), (2, None), (3, 4)])
+    with pytest.raises(ParameterEncodeError) as info:
+        enc.write_copy_records(buf, rows, 1 << 20)
+    assert (info.value.position, info.value.value) == (1, 4)
+    good = WriteBuffer()
+    assert enc.write_copy_records(good, iter([(1, "a"), (2, None)]), 1 << 20) is True
+    assert bytes(buf) == bytes(good)
+
+
 def test_param_encoder_accepts_other_sequences():
     enc = CodecRegistry().plan_param_encoder([o.INT4OID])
 

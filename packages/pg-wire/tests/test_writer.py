@@ -7,12 +7,13 @@ everything they must refuse with the buffer left exactly as it was.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from pg_codecs import WriteBuffer
+from pg_codecs import ParameterCountError, ParameterEncodeError, WriteBuffer
 from pg_wire import tags
 from pg_wire._writer import (
     abort_message,
@@ -26,6 +27,7 @@ from pg_wire._writer import (
     write_copy_data,
     write_copy_done,
     write_copy_fail,
+    write_copy_records,
     write_describe,
     write_execute,
     write_flush,
@@ -409,3 +411,90 @@ def test_bind_execute_failure_leaves_the_buffer_as_it_was(
     assert bytes(buf) == PREFIX
     write_sync(buf)  # no message left open
     assert bytes(buf) == PREFIX * 2
+
+
+# -- write_copy_records: binary COPY tuples encoded inside a CopyData ---------------------
+
+
+def _int_text_encoder() -> Any:
+    from pg_codecs import CodecRegistry, oids
+
+    return CodecRegistry().plan_param_encoder([oids.INT4OID, oids.TEXTOID])
+
+
+def _tuple(i: int, t: str | None) -> bytes:
+    # Binary COPY tuple: int16 field count, then int32 length + bytes per field.
+    text = b"\xff\xff\xff\xff" if t is None else len(t).to_bytes(4, "big") + t.encode()
+    return b"\x00\x02" + b"\x00\x00\x00\x04" + i.to_bytes(4, "big") + text
+
+
+def test_copy_records_is_one_copy_data_of_tuples() -> None:
+    rows = [(1, "a"), (2, None), (3, "ccc")]
+    payload = b"".join(_tuple(i, t) for i, t in rows)
+    it = iter(rows)
+    buf = fresh()
+    assert write_copy_records(buf, _int_text_encoder(), it, 1 << 20) is True
+    assert bytes(buf)[len(PREFIX):] == written(write_copy_data, payload)
+    assert next(it, None) is None
+
+
+def test_copy_records_stops_at_max_bytes_and_goes_on_later() -> None:
+    # The limit is on the payload, not on what the buffer held before.
+    rows = [(i, "x" * 10) for i in range(10)]
+    one = len(_tuple(0, "x" * 10))
+    it = iter(rows)
+    encoder = _int_text_encoder()
+    buf = fresh()
+    assert write_copy_records(buf, encoder, it, 2 * one) is False
+    first = bytes(buf)[len(PREFIX):]
+    assert first == written(write_copy_data, _tuple(0, "x" * 10) + _tuple(1, "x" * 10))
+    assert write_copy_records(buf, encoder, it, 1 << 20) is True
+    rest = bytes(buf)[len(PREFIX) + len(first):]
+    assert rest == written(write_copy_data, b"".join(_tuple(i, t) for i, t in rows[2:]))
+    # At least one tuple per message, however small the limit; any large
+    # limit means all of them.
+    assert written(write_copy_records, encoder, iter(rows), -1) == written(
+        write_copy_data, _tuple(0, "x" * 10))
+    assert written(write_copy_records, encoder, iter(rows), sys.maxsize) == written(
+        write_copy_data, b"".join(_tuple(i, t) for i, t in rows))
+
+
+def test_copy_records_writes_nothing_for_no_records() -> None:
+    assert written(write_copy_records, _int_text_encoder(), iter(()), 100) == b""
+
+
+class _FailingRows:
+    """A duck-typed encoder: writes tuples with a real encoder, then fails."""
+
+    def write_copy_records(self, buf: WriteBuffer, records: Any, max_bytes: int) -> bool:
+        _int_text_encoder().write_copy_records(buf, records, max_bytes)
+        raise OverflowError("value out of range")
+
+
+@pytest.mark.parametrize(
+    ("encoder", "records", "error"),
+    [
+        (_int_text_encoder(), iter([(1, "a"), ("x", "b")]), ParameterEncodeError),
+        (_int_text_encoder(), iter([(1, "a"), (2,)]), ParameterCountError),
+        (_FailingRows(), iter([(1, "a")]), OverflowError),
+        (object(), iter([(1, "a")]), AttributeError),
+    ],
+    ids=["bad-value", "wrong-count", "duck-typed", "no-method"],
+)
+def test_copy_records_failure_leaves_the_buffer_as_it_was(
+    encoder: object, records: Any, error: type[Exception]
+) -> None:
+    buf = fresh()
+    with pytest.raises(error):
+        write_copy_records(buf, encoder, records, 1 << 20)
+    assert bytes(buf) == PREFIX
+    write_sync(buf)  # no message left open
+    assert bytes(buf) == PREFIX * 2
+
+
+def test_copy_records_over_the_message_limit_is_refused() -> None:
+    buf = fresh()
+    buf.max_message_size = 64
+    with pytest.raises(ValueError, match="exceeds the limit"):
+        write_copy_records(buf, _int_text_encoder(), iter([(1, "y" * 100)]), 1 << 20)
+    assert bytes(buf) == PREFIX

@@ -285,27 +285,33 @@ class CopyOutOp(Operation):
 class CopyInOp(Operation):
     """COPY ... FROM STDIN: ``ready`` is set when the server wants data.
 
-    The caller streams CopyData and ends with CopyDone or CopyFail. A server
-    error during the copy (a bad row) arrives while we are still sending:
-    ``error`` is set at once so the sender can stop early.
+    The caller streams CopyData and ends with CopyDone or CopyFail, and sets
+    ``ended`` when it has written either. It may start before CopyInResponse
+    (``ready``) arrives: if the COPY fails before copy-in mode, the server
+    drops any CopyData, CopyDone and CopyFail that follow the Query
+    (Protocol Flow: COPY Operations). A server error during the copy (a bad
+    row) arrives while we are still sending: ``error`` is set at once so the
+    sender can stop early.
     """
 
-    __slots__ = ("ready", "on_ready", "binary")
+    __slots__ = ("ready", "on_ready", "binary", "ended")
 
     def __init__(self, waiter: Any, query: str, on_ready: Callable[[], None]) -> None:
         super().__init__(waiter, query)
         self.ready = False
         self.on_ready = on_ready
         self.binary = False
+        self.ended = False
 
     def on_message(self, core: ProtocolCore, tag: int, payload: bytes) -> None:
         if tag == _COPY_IN:
             self.ready = True
             self.binary = _wire.parse_copy_response_format(payload) == 1
-            if self.abandoned:
+            if self.abandoned and not self.ended:
                 # Nobody will send the data: end the COPY, or the server
                 # would wait for it forever.
                 _wire.write_copy_fail(core.out, "COPY abandoned by the client")
+                self.ended = True
             self.on_ready()
         elif tag == _COMMAND_COMPLETE:
             self.status = _wire.parse_command_complete(payload)

@@ -103,6 +103,12 @@ class ClientProtocol(StreamProtocol, asyncio.Protocol):
         self._drain_waiters.clear()
 
     # -- used by the connection ----------------------------------------------
+    @property
+    def writable(self) -> bool:
+        """drain() would return at once: writing is not paused, the transport is open."""
+        return (not self._write_paused and not self.lost and self.transport is not None
+                and not self.transport.is_closing())
+
     async def drain(self) -> None:
         """Wait until the transport's write buffer is below its high mark."""
         if self.lost or self.transport is None or self.transport.is_closing():

@@ -37,6 +37,7 @@ from pg_wire._writer import (
     write_copy_data,
     write_copy_done,
     write_copy_fail,
+    write_copy_records,
     write_describe,
     write_execute,
     write_parse,
@@ -57,8 +58,8 @@ __all__ = [
     "parse_copy_response_format", "parse_error_fields", "parse_negotiate_protocol_version",
     "parse_notification", "parse_parameter_description", "parse_parameter_status",
     "parse_ready_for_query", "parse_row_description", "write_bind", "write_close",
-    "write_copy_data", "write_copy_done", "write_copy_fail", "write_describe",
-    "write_execute", "write_parse", "write_password", "write_query",
+    "write_copy_data", "write_copy_done", "write_copy_fail", "write_copy_records",
+    "write_describe", "write_execute", "write_parse", "write_password", "write_query",
     "write_sasl_initial_response", "write_sasl_response", "write_startup", "write_sync",
     "write_terminate", "cancel_request",
 ]

@@ -33,7 +33,7 @@ import sys
 import time
 import warnings
 import weakref
-from collections.abc import AsyncIterable, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple
 
 from pg_codecs import WriteBuffer
@@ -1315,7 +1315,11 @@ class Connection(metaclass=ConnectionMeta):
                                     encoding=encoding)
         where_clause = await self._copy_where(where)
         sql = f"COPY {table}{cols} FROM STDIN {opts}{where_clause}"
-        return await self._copy_in(sql, _copy.source_chunks(source), timeout)
+        chunks, close_source, private = await _copy.open_source(source)
+        try:
+            return await self._copy_in(sql, chunks, timeout, early=private)
+        finally:
+            await close_source()
 
     async def copy_records_to_table(self, table_name: str, *, records: Any,
                                     columns: Sequence[str] | None = None,
@@ -1337,7 +1341,13 @@ class Connection(metaclass=ConnectionMeta):
             stmt = await self._get_statement(intro, deadline)
         encoder = self._codecs.copy_encoder(stmt)
         sql = f"COPY {table}{cols} FROM STDIN (FORMAT binary){where_clause}"
-        return await self._copy_in(sql, _copy.binary_record_chunks(encoder, records), timeout)
+        if hasattr(records, "__aiter__"):
+            return await self._copy_in(
+                sql, _copy.binary_record_chunks(encoder, records), timeout)
+        # Reading a list or tuple ahead changes nothing the caller can see;
+        # an iterator is only consumed once the server has accepted the COPY.
+        return await self._copy_in(sql, _copy.RecordStream(encoder, records), timeout,
+                                   early=isinstance(records, (list, tuple)))
 
     async def _copy_where(self, where: str | None) -> str:
         if not where:
@@ -1395,48 +1405,70 @@ class Connection(metaclass=ConnectionMeta):
         finally:
             await close_sink()
 
-    async def _copy_in(self, sql: str, chunks: AsyncIterable[bytes], timeout: float | None) -> str:
+    async def _copy_in(self, sql: str, source: Any, timeout: float | None, *,
+                       early: bool = False) -> str:
+        """Run COPY ... FROM STDIN *sql* with the data of *source*.
+
+        *source* is an async iterable of bytes-like chunks, or a
+        ``_copy.RecordStream`` that encodes records straight into the
+        outgoing buffer. With *early*, the data follows the Query at once
+        instead of a round trip later, after CopyInResponse: if the COPY
+        fails before copy-in mode (no such table, no privilege, a bad WHERE),
+        the server drops the CopyData, CopyDone and CopyFail that follow
+        (Protocol Flow: COPY Operations), and the error is raised as usual.
+        Only for sources that can be read ahead without the caller seeing it.
+        """
         from . import _copy
 
         async with self._operation(timeout) as deadline:
             ready = asyncio.Event()
             proto = self._protocol
+            out = self._core.out
             op = _protocol.CopyInOp(proto.new_waiter(), sql, ready.set)
             self._write_pending_closes()
-            _wire.write_query(self._core.out, sql)
+            _wire.write_query(out, sql)
             self._send(op)
-            try:
-                await _copy.with_deadline(ready.wait(), self, deadline, op)
-            except BaseException:
-                # Cancelled before the server asked for data: a CopyFail goes
-                # out as soon as it does (CopyInOp), and the reply is drained.
-                self._abandon_copy(op)
-                raise
-            if not op.ready:
-                # The server refused the COPY (or the connection went).
-                return await self._wait(op, deadline)
-            out = self._core.out
+            if not early:
+                try:
+                    await _copy.with_deadline(ready.wait(), self, deadline, op)
+                except BaseException:
+                    # Cancelled before the server asked for data.
+                    self._abandon_copy(op)
+                    raise
+                if not op.ready:
+                    # The server refused the COPY (or the connection went).
+                    return await self._wait(op, deadline)
+            records = source if isinstance(source, _copy.RecordStream) else None
+            chunks: Any = None if records is not None else source.__aiter__()
             sent = 0
             try:
-                iterator = chunks.__aiter__()
-                while True:
-                    if op.error is not None or op.waiter.done():
-                        break  # the server already failed the COPY: stop sending
-                    try:
-                        chunk = await _copy.with_deadline(
-                            iterator.__anext__(), self, deadline, op)
-                    except StopAsyncIteration:
-                        break
-                    if chunk:
+                done = False
+                # Stop as soon as the server has failed the COPY.
+                while not done and op.error is None and not op.waiter.done():
+                    if records is not None:
+                        if deadline is not None and self._loop.time() >= deadline:
+                            raise asyncio.TimeoutError()
+                        done = records.write(out)
+                    else:
+                        try:
+                            chunk = await _copy.with_deadline(
+                                chunks.__anext__(), self, deadline, op)
+                        except StopAsyncIteration:
+                            break
+                        if not chunk:
+                            continue
                         _wire.write_copy_data(out, chunk)
-                        proto.flush()
+                    sent += len(out)
+                    proto.flush()
+                    if not proto.writable:
+                        # Paused (or the connection is gone: drain() raises).
                         await _copy.with_deadline(proto.drain(), self, deadline, op)
-                        sent += len(chunk)
-                        if sent >= 1 << 20:
-                            # Let the loop run (a lost connection is only
-                            # noticed then), even when the source never waits.
-                            sent = 0
-                            await asyncio.sleep(0)
+                    if sent >= 1 << 20:
+                        # Let the loop run (a lost connection or the server's
+                        # error is only noticed then), even when the source
+                        # never waits.
+                        sent = 0
+                        await asyncio.sleep(0)
             except BaseException as exc:
                 # The source failed, or we were cancelled / timed out: abort
                 # the COPY so nothing is inserted, and let the server confirm.
@@ -1444,6 +1476,7 @@ class Connection(metaclass=ConnectionMeta):
                     _discard(op)
                 else:
                     _wire.write_copy_fail(out, f"COPY aborted by the client: {type(exc).__name__}")
+                    op.ended = True
                     proto.flush()
                     op.abandoned = isinstance(exc, (asyncio.CancelledError, asyncio.TimeoutError))
                     if op.abandoned:
@@ -1454,12 +1487,21 @@ class Connection(metaclass=ConnectionMeta):
                 raise
             if op.error is None and not op.waiter.done():
                 _wire.write_copy_done(out)
+                op.ended = True
                 proto.flush()
             return await self._wait(op, deadline)
 
-    def _abandon_copy(self, op: _protocol.Operation) -> None:
-        # CopyFail was sent (or will be, see CopyInOp): the server answers
-        # with an error and ReadyForQuery without a CancelRequest; drain it.
+    def _abandon_copy(self, op: _protocol.CopyInOp) -> None:
+        if not op.ready:
+            # No CopyInResponse yet: the server may be short of copy-in mode
+            # (waiting for a lock on the table, say), where it reads no
+            # CopyFail. Cancel it as any other request; the CopyFail (sent,
+            # or sent by CopyInOp when the response comes) ends the COPY if
+            # the server gets there first.
+            self._abandon(op)
+            return
+        # CopyFail was sent: the server answers with an error and
+        # ReadyForQuery without a CancelRequest; drain it.
         _discard(op)
         if self._drain_task is None or self._drain_task.done():
             async def drain() -> None:

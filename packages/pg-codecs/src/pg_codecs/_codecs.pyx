@@ -51,8 +51,8 @@ from cpython.list cimport PyList_New, PyList_SET_ITEM
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_DECREF, Py_INCREF, Py_XDECREF
-from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
-from cpython.sequence cimport PySequence_Check
+from cpython.tuple cimport PyTuple_CheckExact, PyTuple_GET_ITEM, PyTuple_New, PyTuple_SET_ITEM
+from cpython.sequence cimport PySequence_Check, PySequence_GetItem
 from cpython.unicode cimport PyUnicode_Check
 from libc.stdint cimport int16_t, int32_t, int64_t, uint8_t, uint32_t
 
@@ -2144,28 +2144,46 @@ cdef class ParamEncoder:
         # Each value: int32 length (-1 for None) and its bytes. *args* is a
         # tuple or list of the right length; on error the buffer goes back
         # to *start*.
-        cdef Py_ssize_t i, n = self._nparams
+        # One try around the loop, not one per value: entering a try block
+        # saves the exception state, which costs as much as encoding an int.
+        cdef Py_ssize_t i = 0
+        cdef Py_ssize_t n = self._nparams
         cdef Codec codec
         cdef encode_func f
         cdef CodecContext ctx = self._ctx
-        for i in range(n):
-            arg = args[i]
-            if arg is None:
-                buf.write_int32(-1)
-                continue
-            f = self._funcs[i]
-            try:
-                if f is not NULL:
-                    f(ctx, buf, arg)
+        cdef object arg
+        cdef bint in_codec = False
+        # A tuple cannot change size under us and the caller checked its
+        # length: index it directly. Anything else is indexed with a bounds
+        # check (this module is compiled without them): a Python codec may
+        # shrink a list while we encode it.
+        cdef bint is_tuple = PyTuple_CheckExact(args)
+        try:
+            while i < n:
+                if is_tuple:
+                    arg = <object>PyTuple_GET_ITEM(args, i)
                 else:
-                    (<Codec>self._codecs[i]).encode(ctx, buf, arg)
-            except Exception as e:
-                buf.truncate(start)
-                codec = <Codec>self._codecs[i]
-                raise ParameterEncodeError(i, codec.name, arg, str(e)) from e
-            except BaseException:
-                buf.truncate(start)
+                    arg = PySequence_GetItem(args, i)
+                if arg is None:
+                    buf.write_int32(-1)
+                else:
+                    in_codec = True
+                    f = self._funcs[i]
+                    if f is not NULL:
+                        f(ctx, buf, arg)
+                    else:
+                        (<Codec>self._codecs[i]).encode(ctx, buf, arg)
+                    in_codec = False
+                i += 1
+        except Exception as e:
+            buf.truncate(start)
+            if not in_codec:
                 raise
+            codec = <Codec>self._codecs[i]
+            raise ParameterEncodeError(i, codec.name, arg, str(e)) from e
+        except BaseException:
+            buf.truncate(start)
+            raise
         return 0
 
     cdef int encode_copy_row(self, WriteBuffer buf, object record) except -1:

@@ -45,6 +45,8 @@ cpdef void write_flush(WriteBuffer buf) except *
 cpdef void write_terminate(WriteBuffer buf) except *
 
 cpdef void write_copy_data(WriteBuffer buf, object data) except *
+cpdef bint write_copy_records(WriteBuffer buf, object encoder, object records,
+                              Py_ssize_t max_bytes) except -1
 cpdef void write_copy_done(WriteBuffer buf) except *
 cpdef void write_copy_fail(WriteBuffer buf, str message) except *
 

@@ -674,6 +674,45 @@ cpdef void write_copy_data(WriteBuffer buf, object data) except *:
                         if buf is not None else 0)
 
 
+cpdef bint write_copy_records(WriteBuffer buf, object encoder, object records,
+                              Py_ssize_t max_bytes) except -1:
+    """Write a CopyData of binary COPY tuples, encoded in place by *encoder*.
+
+    *encoder* (a pg_codecs ParamEncoder, or any object with its
+    ``write_copy_records(buf, records, max_bytes)`` method) appends the
+    tuples for the next items of the iterator *records* straight into *buf*,
+    inside the message, until the payload holds at least *max_bytes* bytes
+    or *records* runs out. So a binary COPY needs no buffer of its own and no
+    copy of its data before the socket. The stream's header and trailer are
+    written with :func:`write_copy_data`.
+
+    :return: True when *records* is exhausted. When it yielded nothing, no
+        message is written.
+    :raises ValueError: If the message would exceed the size limit. On any
+        error (whatever the encoder raises, too) the buffer is left as it
+        was before this call: no tuple of this message is sent.
+    """
+    cdef Py_ssize_t mark = _begin(buf)
+    cdef Py_ssize_t payload
+    cdef bint done
+    if max_bytes > buf._max_message_size:
+        max_bytes = buf._max_message_size  # no more fits a message (and no overflow below)
+    try:
+        buf.start_message(_tags.COPY_DATA_TAG)
+        payload = buf._length
+        # The encoder's limit is on the whole buffer, which may hold other
+        # messages before this one.
+        done = bool(encoder.write_copy_records(buf, records, payload + max_bytes))
+        if buf._length == payload:
+            _rollback(buf, mark)
+        else:
+            buf.end_message()
+    except BaseException:
+        _rollback(buf, mark)
+        raise
+    return done
+
+
 cpdef void write_copy_done(WriteBuffer buf) except *:
     """Write a CopyDone."""
     _write_empty(buf, _tags.COPY_DONE_TAG)
