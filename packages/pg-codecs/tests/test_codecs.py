@@ -8,7 +8,6 @@ Golden bytes come from PostgreSQL 18 (array_send, record_send, range_send,
 from __future__ import annotations
 
 import struct
-import time
 
 import pytest
 
@@ -274,10 +273,8 @@ def test_array_encode_errors(value, exc, match):
     ],
 )
 def test_array_decode_rejects_malformed(hexbytes, match):
-    start = time.perf_counter()
     with pytest.raises(DecodeError, match=match):
         CodecRegistry().decode(o.INT4ARRAYOID, H(hexbytes))
-    assert time.perf_counter() - start < 0.5
 
 
 def test_array_of_composites(reg):
@@ -960,3 +957,48 @@ def test_param_encoder_accepts_other_sequences():
             return 9
 
     assert enc.encode(Seq()) == enc.encode([9])
+
+
+@pytest.mark.parametrize(
+    ("oid", "values"),
+    [
+        (o.INT2ARRAYOID, [[-32768, 0, None], [32767, 1, -1]]),
+        (o.INT4ARRAYOID, [[-(2**31), None, 2**31 - 1], [0, 256, -257]]),
+        (o.INT8ARRAYOID, [[-(2**63), None, 2**63 - 1], [2**40, 0, -1]]),
+        (o.FLOAT8ARRAYOID, [[-1.5, None, float("inf")], [0.0, -0.0, 1e300]]),
+    ],
+)
+def test_fixed_size_element_arrays(reg, oid, values):
+    # Decoded without a call through the element codec per value: same values,
+    # NULLs, nesting and types as the general path.
+    data = reg.encode(oid, values)
+    out = reg.decode(oid, data)
+    assert out == values
+    assert [type(v) for v in out[1]] == [type(v) for v in values[1]]
+    assert reg.decode(oid, reg.encode(oid, values[0])) == values[0]
+
+
+def test_fixed_size_element_array_wrong_lengths_are_refused():
+    # int4[] of one element whose length field says 2 or 5 bytes.
+    for body in ("00000002002a", "000000050000002a00"):
+        data = H("00000001000000000000001700000001" + "00000001" + body)
+        with pytest.raises(DecodeError):
+            CodecRegistry().decode(o.INT4ARRAYOID, data)
+    # Negative length other than -1.
+    with pytest.raises(DecodeError, match="negative length"):
+        CodecRegistry().decode(
+            o.INT4ARRAYOID, H("00000001000000000000001700000001" + "00000001" + "fffffffe"))
+
+
+def test_fixed_size_element_array_follows_a_binary_custom_codec(reg):
+    # A Python codec on the element type replaces the built-in fast path.
+    reg.set_type_codec(
+        o.INT8OID, "int8", "pg_catalog", "scalar",
+        lambda v: struct.pack("!q", v), lambda b: ("int8", struct.unpack("!q", b)[0]), "binary")
+    try:
+        data = H("0000000100000000000000140000000200000001" + "00000008" + "0000000000000007"
+                 + "ffffffff")
+        assert reg.decode(o.INT8ARRAYOID, data) == [("int8", 7), None]
+    finally:
+        reg.reset_type_codec(o.INT8OID)
+    assert reg.decode(o.INT8ARRAYOID, data) == [7, None]

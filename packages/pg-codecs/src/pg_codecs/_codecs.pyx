@@ -47,7 +47,9 @@ from cpython.bytes cimport (
     PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_FromStringAndSize, PyBytes_GET_SIZE,
 )
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_CheckBuffer, PyObject_GetBuffer
+from cpython.float cimport PyFloat_FromDouble
 from cpython.list cimport PyList_New, PyList_SET_ITEM
+from cpython.long cimport PyLong_FromLong, PyLong_FromLongLong
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_DECREF, Py_INCREF, Py_XDECREF
@@ -57,6 +59,7 @@ from cpython.unicode cimport PyUnicode_Check
 from libc.stdint cimport int16_t, int32_t, int64_t, uint8_t, uint32_t
 
 from pg_codecs cimport _hton as hton
+from pg_codecs cimport _oids as coids
 from pg_codecs._buffer cimport (
     FRBuffer, WriteBuffer, frb_init, frb_read, frb_read_all, frb_slice_from,
 )
@@ -665,11 +668,64 @@ cdef int _array_encode(Codec codec, CodecContext ctx, WriteBuffer buf, object ob
     return 0
 
 
+cdef int _fixed_size_element(Codec elem) noexcept:
+    # The built-in binary codecs of the common fixed-size element types
+    # (set_type_codec replaces a codec with a Python one): their arrays are
+    # decoded by _array_decode_fixed. 0 for every other element codec.
+    if elem.method != METHOD_C or elem.c_decoder is NULL or elem.format != PG_FORMAT_BINARY:
+        return 0
+    if elem.oid == coids.INT4OID:
+        return 4
+    if elem.oid == coids.INT8OID or elem.oid == coids.FLOAT8OID:
+        return 8
+    if elem.oid == coids.INT2OID:
+        return 2
+    return 0
+
+
+cdef object _array_decode_fixed(Codec elem, CodecContext ctx, FRBuffer* buf, int32_t n,
+                                int size):
+    # A leaf level of int2/int4/int8/float8 values, without a call through
+    # the codec per value: each value is its length (size, or -1 for NULL)
+    # and that many bytes.
+    cdef list result = PyList_New(n)
+    cdef int32_t i, length
+    cdef const char* p
+    cdef uint32_t oid = elem.oid
+    for i in range(n):
+        length = hton.unpack_int32(frb_read(buf, 4))
+        if length == size:
+            p = frb_read(buf, size)
+            if size == 4:
+                value = PyLong_FromLong(hton.unpack_int32(p))
+            elif size == 2:
+                value = PyLong_FromLong(hton.unpack_int16(p))
+            elif oid == coids.INT8OID:
+                value = PyLong_FromLongLong(hton.unpack_int64(p))
+            else:
+                value = PyFloat_FromDouble(hton.unpack_double(p))
+        elif length == -1:
+            value = None
+        else:
+            # A wrong length: the general path reports it, in its words.
+            buf.buf -= 4
+            buf.len += 4
+            value = _decode_value(elem, ctx, buf)
+        Py_INCREF(value)
+        PyList_SET_ITEM(result, i, value)
+    return result
+
+
 cdef object _array_decode_level(Codec elem, CodecContext ctx, FRBuffer* buf,
                                 int32_t* dims, int ndims, int level):
     cdef int32_t i, n = dims[level]
-    cdef list result = PyList_New(n)
     cdef bint leaf = level == ndims - 1
+    cdef int size
+    if leaf:
+        size = _fixed_size_element(elem)
+        if size:
+            return _array_decode_fixed(elem, ctx, buf, n, size)
+    cdef list result = PyList_New(n)
     # PyList_New leaves the slots NULL, which the list's deallocator and the
     # garbage collector accept, so an error half-way simply drops the list.
     # Only Python code could trip over a NULL (through gc.get_objects()), and
