@@ -16,7 +16,6 @@ import decimal
 import ipaddress
 import random
 import struct
-import time
 import tracemalloc
 import uuid
 
@@ -28,7 +27,6 @@ from pg_codecs import oids as o
 from pg_codecs._codecs import core_codec_oids
 
 SEED = 20240611
-PER_CALL_LIMIT = 0.5  # seconds; a decoder is linear, inputs are small
 MUTATIONS_PER_SEED = 400
 
 # PostgreSQL's date/time types reach far beyond Python's datetime (years 1 to
@@ -218,7 +216,6 @@ def _mutations(rng, seed, count):
 
 
 def _check(reg, oid, fmt, data, failures):
-    start = time.perf_counter()
     try:
         reg.decode(oid, data, fmt)
     except (DecodeError, ValueError):
@@ -228,9 +225,6 @@ def _check(reg, oid, fmt, data, failures):
             failures.append(f"{oid}/{fmt} {data.hex()}: OverflowError")
     except Exception as e:
         failures.append(f"{oid}/{fmt} {data.hex()}: {type(e).__name__}: {e}")
-    elapsed = time.perf_counter() - start
-    if elapsed > PER_CALL_LIMIT:
-        failures.append(f"{oid}/{fmt} {data.hex()}: took {elapsed:.2f}s")
 
 
 def test_every_decoder_survives_hostile_bytes():
@@ -240,7 +234,7 @@ def test_every_decoder_survives_hostile_bytes():
     targets = _targets(reg)
     assert len(targets) > 150  # the core table and the built-in containers
     failures: list[str] = []
-    deadline = time.monotonic() + 60
+    # A decoder that hangs fails through pytest's per-test timeout.
     for oid, fmt in targets:
         inputs = [rng.randbytes(n) for n in (0, 1, 2, 3, 4, 5, 8, 12, 16, 17, 24, 33, 64)]
         inputs += [rng.randbytes(rng.randint(0, 200)) for _ in range(20)]
@@ -249,7 +243,6 @@ def test_every_decoder_survives_hostile_bytes():
             inputs += list(_mutations(rng, seed, MUTATIONS_PER_SEED))
         for data in inputs:
             _check(reg, oid, fmt, data, failures)
-        assert time.monotonic() < deadline, "fuzzing took too long"
     assert not failures, "\n".join(failures[:40])
 
 
@@ -270,13 +263,11 @@ def test_huge_claims_allocate_nothing(oid, hexbytes):
     reg = _registry()
     tracemalloc.start()
     try:
-        start = time.perf_counter()
         with pytest.raises((DecodeError, ValueError)):
             reg.decode(oid, bytes.fromhex(hexbytes))
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert time.perf_counter() - start < PER_CALL_LIMIT
     assert peak < 256 * 1024
 
 

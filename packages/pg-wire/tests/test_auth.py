@@ -15,7 +15,6 @@ import hmac
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 
 import pytest
@@ -434,10 +433,8 @@ def test_huge_iteration_count_rejected_before_any_work(monkeypatch: pytest.Monke
         raise AssertionError("PBKDF2 must not run")
 
     monkeypatch.setattr(hashlib, "pbkdf2_hmac", no_pbkdf2)
-    start = time.perf_counter()
     continue_fails(server_first_with(i="1000000000"), "iterations")
     continue_fails(server_first_with(i=str(2**31 - 1)), "iterations")
-    assert time.perf_counter() - start < 0.1
 
 
 def test_iteration_cap_is_configurable() -> None:

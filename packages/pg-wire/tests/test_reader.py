@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 import struct
 import sys
-import time
 import tracemalloc
 
 import pytest
@@ -215,15 +214,13 @@ def test_hostile_lengths_fail_fast_without_allocating(tag: bytes, length: int) -
     reader = MessageReader()
     tracemalloc.start()
     try:
-        start = time.perf_counter()
         reader.feed(header(tag, length))
         with pytest.raises(FramingError):
             reader.read_message()
-        elapsed = time.perf_counter() - start
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert elapsed < 0.01
+    # Refused from the header alone: nothing of the claimed size allocated.
     assert peak < 1 << 20
 
 
