@@ -128,12 +128,20 @@ cdef class Operation:
     def result(self):
         return self.status
 
-    cpdef finish(self, ProtocolCore core):
-        """ReadyForQuery arrived: hand the outcome to the waiter."""
+    cdef object _ending(self):
+        # The operation is over: tell on_done, and return the waiter if the
+        # outcome is still wanted (None if abandoned, absent or settled).
         if self.on_done is not None:
             self.on_done(self)
         waiter = self.waiter
         if self.abandoned or waiter is None or waiter.done():
+            return None
+        return waiter
+
+    cpdef finish(self, ProtocolCore core):
+        """ReadyForQuery arrived: hand the outcome to the waiter."""
+        waiter = self._ending()
+        if waiter is None:
             return
         if self.error is not None:
             waiter.set_exception(self.error)
@@ -147,10 +155,8 @@ cdef class Operation:
 
     def fail(self, exc):
         """The connection ended before ReadyForQuery."""
-        if self.on_done is not None:
-            self.on_done(self)
-        waiter = self.waiter
-        if waiter is not None and not waiter.done() and not self.abandoned:
+        waiter = self._ending()
+        if waiter is not None:
             waiter.set_exception(exc)
 
 
@@ -185,16 +191,16 @@ cdef class ExecuteOp(Operation):
         self.reply.decoder = None
 
     cpdef finish(self, ProtocolCore core):
-        if self.on_done is not None:
-            self.on_done(self)
-        waiter = self.waiter
-        if self.abandoned or waiter is None or waiter.done():
+        # Operation.finish() without the result() call (once per query):
+        # the waiter gets the reply, not the operation (op -> waiter ->
+        # result -> op would be a cycle keeping every batch of rows alive
+        # until the GC).
+        waiter = self._ending()
+        if waiter is None:
             return
         if self.error is not None:
             waiter.set_exception(self.error)
         else:
-            # The reply, not the operation: op -> waiter -> result -> op
-            # would be a cycle keeping every batch of rows alive until the GC.
             waiter.set_result(self.reply)
 
 
