@@ -10,14 +10,22 @@ the run fails with instructions, never that tests are skipped.
   ``cluster.managed`` before relying on the test roles, certificates or
   restarts, and skip with a reason when it is False).
 * ``dsn``: the superuser's ``postgresql://`` URI.
+* ``ctl``: an asyncpg connection as the superuser, to look at and act on
+  the server (pg_stat_activity, pg_terminate_backend) beside the client
+  under test.
+* ``figure``: ``figure(name, value)`` records a measured figure for the
+  report (the test's user properties and a ``FIGURE`` line).
 * ``@pytest.mark.pg(">= 15")``: run the test only on matching server majors.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -68,3 +76,30 @@ def cluster() -> Iterator[pgcluster.Cluster | pgcluster.ExternalServer]:
 def dsn(cluster: pgcluster.Cluster | pgcluster.ExternalServer) -> str:
     """The superuser's DSN: ``postgresql://postgres@127.0.0.1:<port>/postgres`` for ours."""
     return cluster.dsn()
+
+
+@pytest.fixture
+async def ctl(cluster: pgcluster.Cluster | pgcluster.ExternalServer) -> AsyncIterator[Any]:
+    """An asyncpg connection as the superuser, closed quietly afterwards."""
+    import asyncpg
+
+    con = await asyncpg.connect(cluster.dsn())
+    try:
+        yield con
+    finally:
+        # The test may have restarted or crashed the server.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(con.close(), 5)
+        if not con.is_closed():
+            con.terminate()
+
+
+@pytest.fixture
+def figure(request: pytest.FixtureRequest) -> Callable[[str, object], None]:
+    """``figure(name, value)``: a measured figure for the report."""
+
+    def record(name: str, value: object) -> None:
+        request.node.user_properties.append((name, value))
+        print(f"FIGURE {request.node.name}: {name} = {value}")
+
+    return record

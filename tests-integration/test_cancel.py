@@ -42,15 +42,6 @@ async def pgc(cluster: Any) -> AsyncIterator[pg_client.Connection]:
             con.terminate()
 
 
-@pytest.fixture
-async def ctl(cluster: Any) -> AsyncIterator[asyncpg.Connection]:
-    con = await asyncpg.connect(cluster.dsn())
-    try:
-        yield con
-    finally:
-        await con.close()
-
-
 async def _backend_state(ctl: asyncpg.Connection, pid: int) -> tuple[str | None, str | None]:
     row = await ctl.fetchrow("SELECT state, query FROM pg_stat_activity WHERE pid = $1", pid)
     return (row["state"], row["query"]) if row else (None, None)

@@ -51,15 +51,6 @@ async def _connect_via(cluster: Any, proxy: FaultProxy, **kw: Any) -> pg_client.
     return await pg_client.connect(_proxied_dsn(cluster, proxy), ssl=False, **kw)
 
 
-@pytest.fixture
-async def ctl(cluster: Any) -> AsyncIterator[asyncpg.Connection]:
-    con = await asyncpg.connect(cluster.dsn())
-    try:
-        yield con
-    finally:
-        await con.close()
-
-
 # -- R1 / R2 --------------------------------------------------------------------------
 
 

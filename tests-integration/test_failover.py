@@ -103,15 +103,6 @@ def fresh_pair() -> Iterator[tuple[pgcluster.Cluster, StandbyCluster]]:
         yield servers
 
 
-@pytest.fixture
-def figure(request: pytest.FixtureRequest) -> Callable[[str, object], None]:
-    def record(name: str, value: object) -> None:
-        request.node.user_properties.append((name, value))
-        print(f"FIGURE {request.node.name}: {name} = {value}")
-
-    return record
-
-
 def hosts(*servers: pgcluster.Cluster, **extra: Any) -> dict[str, Any]:
     return {"host": [s.host for s in servers], "port": [s.port for s in servers],
             "user": pgcluster.SUPERUSER, "database": "postgres", **extra}

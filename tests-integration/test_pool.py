@@ -53,15 +53,6 @@ async def wait_for_condition(predicate: Callable[[], Awaitable[bool] | bool],
 
 
 @pytest.fixture
-def figure(request: pytest.FixtureRequest) -> Callable[[str, object], None]:
-    """``figure(name, value)``: record a measured figure for the report."""
-    def record(name: str, value: object) -> None:
-        request.node.user_properties.append((name, value))
-        print(f'FIGURE {request.node.name}: {name} = {value}')
-    return record
-
-
-@pytest.fixture
 async def control(cluster: Any) -> AsyncIterator[Any]:
     """A plain connection for looking at (and killing) pool backends."""
     con = await pg_client.connect(cluster.dsn(user='postgres', database='postgres'))

@@ -110,29 +110,6 @@ def app() -> str:
 
 
 @pytest.fixture
-def figure(request: pytest.FixtureRequest) -> Callable[[str, object], None]:
-    """``figure(name, value)``: a measured figure for the report."""
-
-    def record(name: str, value: object) -> None:
-        request.node.user_properties.append((name, value))
-        print(f"FIGURE {request.node.name}: {name} = {value}")
-
-    return record
-
-
-@pytest.fixture
-async def ctl(cluster: Any) -> AsyncIterator[asyncpg.Connection]:
-    con = await asyncpg.connect(cluster.dsn())
-    try:
-        yield con
-    finally:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(con.close(), 5)
-        if not con.is_closed():
-            con.terminate()
-
-
-@pytest.fixture
 async def proxy(cluster: Any) -> AsyncIterator[FaultProxy]:
     async with FaultProxy("127.0.0.1", cluster.port) as p:
         yield p
