@@ -3,9 +3,10 @@
 Measures, on the default asyncio loop against a throwaway server, the client
 CPU per ``SELECT 1+1`` of:
 
-* a raw client: the request pg_client would send, pre-built, written to the
-  socket, and a protocol that only looks for ReadyForQuery in what arrives
-  (no parsing, no decoding): what the event loop and the kernel cost alone;
+* the raw client of ``tools/bench_raw.py``: the request pg_client would send,
+  pre-built, written to the socket, and a protocol that only looks for
+  ReadyForQuery in what arrives (no parsing, no decoding): what the event
+  loop and the kernel cost alone;
 * pg_client's ``fetchval``;
 * asyncpg's ``fetchval``.
 
@@ -22,6 +23,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bench_raw
 import pgcluster
 
 ROUNDS = 5
@@ -42,8 +44,6 @@ async def main(dsn: str) -> None:
 
     import pg_client
 
-    loop = asyncio.get_running_loop()
-
     apg = await asyncpg.connect(dsn, ssl=False)
     pgc = await pg_client.connect(dsn, ssl=False)
 
@@ -54,34 +54,9 @@ async def main(dsn: str) -> None:
     results = {"asyncpg": await _best(lambda: fetch_loop(apg)),
                "pg_client": await _best(lambda: fetch_loop(pgc))}
 
-    # The bytes pg_client sends for a cached SELECT 1+1 (Bind, Execute,
-    # Sync), replayed on a connection of our own that parses nothing.
-    from pg_client import _wire
-    from pg_codecs import WriteBuffer
-
-    stmt = next(s for s in pgc._stmt_cache.values() if s.query == "SELECT 1+1")
-    out = WriteBuffer()
-    _wire.write_bind(out, "", stmt.name, stmt.encoder, (), stmt.result_formats)
-    _wire.write_execute(out, "", 1)
-    _wire.write_sync(out)
-    request = out.take()
-    transport = pgc._transport
-    waiter: asyncio.Future[None] | None = None
-
-    def data_received(data: bytes) -> None:
-        if b"Z\x00\x00\x00\x05" in data and waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    pgc._protocol.data_received = data_received
-
-    async def raw_loop() -> None:
-        nonlocal waiter
-        for _ in range(QUERIES):
-            waiter = loop.create_future()
-            transport.write(request)
-            await waiter
-
-    results["raw floor"] = await _best(raw_loop)
+    raw = await bench_raw.connect(dsn)
+    results["raw floor"] = await _best(lambda: raw.run(QUERIES))
+    raw.close()
     pgc.terminate()
     await apg.close()
     for name, value in results.items():

@@ -7,9 +7,10 @@ stable to about 1%, and shows only what the client itself executes.
 
 For each client, one child process connects on uvloop and runs N queries;
 the count of a run with N = 0 (interpreter start, imports, connecting) is
-subtracted, and the rest divided by N. "raw" writes pg_client's request
-pre-built (Bind, Execute, Sync of a prepared statement) and only looks for
-ReadyForQuery in what comes back: the event loop and the socket alone.
+subtracted, and the rest divided by N. "raw" is the client of
+``tools/bench_raw.py``: it writes pg_client's request pre-built (Bind,
+Execute, Sync of a prepared statement) and only looks for ReadyForQuery in
+what comes back: the event loop and the socket alone.
 
 Usage: ``python tools/rebuild.py && python tools/bench_instructions.py``
 (needs ``perf`` and the bench venv that ``tools/bench.py`` makes).
@@ -32,7 +33,7 @@ import pgcluster  # noqa: E402
 QUERIES = 20_000
 
 CHILD = r"""
-import asyncio, os, struct, sys, urllib.parse
+import asyncio, os, sys
 import uvloop
 
 async def client(mod, n):
@@ -40,31 +41,15 @@ async def client(mod, n):
     for _ in range(n):
         await con.fetchval("SELECT 1+1")
 
-async def raw(n):
-    loop = asyncio.get_running_loop()
-    def msg(tag, body):
-        return tag + struct.pack("!i", len(body) + 4) + body
-    body = struct.pack("!i", 196608) + b"user\0postgres\0database\0postgres\0\0"
-    startup = struct.pack("!i", len(body) + 4) + body
-    parse = msg(b"P", b"s1\0SELECT 1+1\0\0\0") + msg(b"S", b"")
-    request = (msg(b"B", b"\0s1\0" + struct.pack("!hhhh", 0, 0, 1, 1))
-               + msg(b"E", b"\0\0\0\0\1") + msg(b"S", b""))
-    waiter = None
-    class Raw(asyncio.Protocol):
-        def data_received(self, data):
-            if b"Z\0\0\0\5" in data and waiter is not None and not waiter.done():
-                waiter.set_result(None)
-    url = urllib.parse.urlparse(os.environ["BENCH_DSN"])
-    transport, _ = await loop.create_connection(Raw, url.hostname, url.port)
-    for m in [startup, parse] + [request] * n:
-        waiter = loop.create_future()
-        transport.write(m)
-        await waiter
-    transport.close()
-
 which, n = sys.argv[1], int(sys.argv[2])
 if which == "raw":
-    uvloop.run(raw(n))
+    import bench_raw
+    # con.run() is the task's own coroutine: awaited from another coroutine it would
+    # cost ~0.5k instructions per query more (one more frame to resume).
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        con = runner.run(bench_raw.connect(os.environ["BENCH_DSN"]))
+        runner.run(con.run(n))
+        con.close()
 else:
     uvloop.run(client(__import__(which), n))
 """
@@ -91,8 +76,9 @@ def main() -> int:
               file=sys.stderr)
         return 1
     cluster = pgcluster.get_cluster()
-    env = dict(os.environ, BENCH_DSN=cluster.dsn(), PYTHONPATH=os.pathsep.join(
-        str(REPO / "packages" / p / "src") for p in ("pg-codecs", "pg-wire", "pg-client")))
+    # The packages' sources, and tools/ for bench_raw.
+    path = [str(REPO / "packages" / p / "src") for p in ("pg-codecs", "pg-wire", "pg-client")]
+    env = dict(os.environ, BENCH_DSN=cluster.dsn(), PYTHONPATH=os.pathsep.join([*path, str(TOOLS)]))
     for which in ("raw", "pg_client", "asyncpg"):
         base = count(str(python), which, 0, env)
         total = count(str(python), which, QUERIES, env)
