@@ -404,7 +404,8 @@ async def test_t6_timeout_covers_prepare(cluster: Any, app: str, proxy: FaultPro
         with pytest.raises(asyncio.TimeoutError):
             await con.fetchval(query, 1)
         assert loop.time() - started < 0.29, "the timeout did not cover the prepare step"
-        assert all(k[0] != query for k in con._stmt_cache), "half-prepared statement cached"
+        assert all(s.query != query for s in con._stmt_cache.values()), (
+            "half-prepared statement cached")
         proxy.passthrough()
         await asyncio.sleep(0.2)
         assert await con.fetchval(query, 1) == 101

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+import pg_client
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _helpers import (
@@ -249,6 +252,77 @@ async def test_statement_lifetime_zero_means_forever(cluster: Any) -> None:
             assert await c.fetchval(q, i) == i
         statements = await _server_statements(c)
         assert q in statements
+    finally:
+        await close_quietly(c)
+
+
+async def test_statement_lifetime_expires(cluster: Any) -> None:
+    """After max_cached_statement_lifetime seconds a cached statement leaves
+    the cache and is closed on the server; the next run prepares it again."""
+    c = await connect(cluster, max_cached_statement_lifetime=1)
+    try:
+        q = "SELECT $1::int AS short_lived"
+        assert await c.fetchval(q, 1) == 1
+        assert q in await _server_statements(c)
+        await asyncio.sleep(1.3)
+        # The Close goes out with the next request.
+        assert q not in await _server_statements(c)
+        assert await c.fetchval(q, 2) == 2
+        assert await c.fetchrow(q, 3) == (3,)
+        assert q in await _server_statements(c)
+    finally:
+        await close_quietly(c)
+
+
+async def test_statement_lifetime_keeps_prepared_statement(cluster: Any) -> None:
+    """A statement a PreparedStatement still uses outlives its cache entry."""
+    c = await connect(cluster, max_cached_statement_lifetime=1)
+    try:
+        q = "SELECT $1::int AS kept_by_prepare"
+        assert await c.fetchval(q, 1) == 1
+        ps = await c.prepare(q)
+        await asyncio.sleep(1.3)
+        assert await ps.fetchval(5) == 5
+        assert await c.fetchval(q, 6) == 6
+    finally:
+        await close_quietly(c)
+
+
+async def test_close_stops_statement_timers(cluster: Any) -> None:
+    """Closing the connection cancels the statements' expiry timers (a pending
+    timer would keep the closed connection alive for the whole lifetime)."""
+    c = await connect(cluster, max_cached_statement_lifetime=300)
+    q = "SELECT $1::int AS timed"
+    assert await c.fetchval(q, 1) == 1
+    stmts = list(c._stmt_cache.values())
+    assert stmts and all(s.expiry is not None for s in stmts)
+    handles = [s.expiry for s in stmts]
+    await c.close()
+    assert all(s.expiry is None for s in stmts)
+    assert all(h.cancelled() for h in handles)
+
+
+async def test_record_class_and_default_share_nothing_wrongly(cluster: Any) -> None:
+    """The cache keys by query text for the connection's record class and by
+    (query, class, ignore_custom_codec) otherwise: each run gets rows of the
+    class it asked for, whatever ran before."""
+
+    class Mine(pg_client.Record):  # type: ignore[misc]
+        pass
+
+    c = await connect(cluster)
+    try:
+        q = "SELECT 1 AS a"
+        first = await c.fetchrow(q)
+        assert type(first) is pg_client.Record
+        mine = await c.fetchrow(q, record_class=Mine)
+        assert type(mine) is Mine
+        again = await c.fetchrow(q)
+        assert type(again) is pg_client.Record
+        same = await c.fetchrow(q, record_class=pg_client.Record)
+        assert type(same) is pg_client.Record
+        rows = await c.fetch(q, record_class=Mine)
+        assert type(rows[0]) is Mine
     finally:
         await close_quietly(c)
 
