@@ -128,6 +128,12 @@ class _Statement:
         self.attributes: tuple[Any, ...] = ()
         self.refs = 0
 
+    def stop_expiry(self) -> None:
+        """It left the statement cache: cancel its lifetime timer."""
+        if self.expiry is not None:
+            self.expiry.cancel()
+            self.expiry = None
+
 
 def _statement_expired(con_ref: weakref.ref[Connection], key: Any, stmt: _Statement) -> None:
     """The timer of a cached statement: its max_cached_statement_lifetime is over.
@@ -456,9 +462,7 @@ class Connection(metaclass=ConnectionMeta):
         self._log_listeners.clear()
         for stmt in self._stmt_cache.values():
             stmt.closed = True
-            if stmt.expiry is not None:
-                stmt.expiry.cancel()
-                stmt.expiry = None
+            stmt.stop_expiry()
         self._stmt_cache.clear()
 
     # -- listeners --------------------------------------------------------------
@@ -1163,12 +1167,6 @@ class Connection(metaclass=ConnectionMeta):
             _wire.write_sync(out)
             self._core.push(_protocol.Operation(None))
 
-    def _drop_statement(self, stmt: _Statement) -> None:
-        for key, cached in list(self._stmt_cache.items()):
-            if cached is stmt:
-                del self._stmt_cache[key]
-        self._uncache(stmt)
-
     def _cache_statement(self, key: Any, stmt: _Statement) -> None:
         self._stmt_cache[key] = stmt
         lifetime = self._config.max_cached_statement_lifetime
@@ -1182,9 +1180,7 @@ class Connection(metaclass=ConnectionMeta):
 
     def _uncache(self, stmt: _Statement) -> None:
         """*stmt* left the statement cache: stop its timer, close it when unused."""
-        if stmt.expiry is not None:
-            stmt.expiry.cancel()
-            stmt.expiry = None
+        stmt.stop_expiry()
         self._close_statement(stmt)
 
     def _close_statement(self, stmt: _Statement) -> None:
