@@ -51,8 +51,7 @@ class ClientProtocol(StreamProtocol, asyncio.Protocol):
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, core: ProtocolCore) -> None:
-        super().__init__(core)
-        self.loop = loop
+        super().__init__(core, loop)
         self.on_lost: Callable[[BaseException | None], None] | None = None
         self._write_paused = False
         self._drain_waiters: list[asyncio.Future[None]] = []
@@ -132,9 +131,6 @@ class ClientProtocol(StreamProtocol, asyncio.Protocol):
     def abort(self) -> None:
         if self.transport is not None:
             self.transport.abort()
-
-    def new_waiter(self) -> asyncio.Future[Any]:
-        return self.loop.create_future()
 
 
 class _Negotiator(asyncio.Protocol):

@@ -159,7 +159,7 @@ class Connection(metaclass=ConnectionMeta):
     """A connection to a PostgreSQL server; make one with :func:`connect`."""
 
     __slots__ = (
-        "_protocol", "_transport", "_loop", "_create_future", "_addr", "_config", "_params",
+        "_protocol", "_transport", "_loop", "_addr", "_config", "_params",
         "_core", "_codecs", "_stmt_cache", "_stmt_cache_size", "_pending_closes", "_busy",
         "_drain_task", "_listeners", "_log_listeners", "_termination_listeners",
         "_query_loggers", "_closed", "_aborted", "_top_xact", "_server_version",
@@ -181,7 +181,6 @@ class Connection(metaclass=ConnectionMeta):
         self._protocol = protocol
         self._transport = transport
         self._loop = loop
-        self._create_future = loop.create_future
         self._addr = addr
         self._config = config
         self._params = params
@@ -1117,7 +1116,7 @@ class Connection(metaclass=ConnectionMeta):
             self._check_bind(stmt, args)
         try:
             op = self._protocol.send_bind_execute(
-                self._create_future(), portal, stmt.name, stmt.encoder, args,
+                portal, stmt.name, stmt.encoder, args,
                 stmt.result_formats, limit, stmt.query, stmt.decoder)
         except (codecs.ParameterEncodeError, codecs.ParameterCountError) as exc:
             raise codecs.param_error(exc, None) from exc.__cause__
