@@ -272,7 +272,10 @@ cdef class ProtocolCore:
 
     cdef public MessageReader reader
     cdef public WriteBuffer out
-    cdef public object pending
+    cdef readonly object pending
+    # pending.append and pending.popleft, bound once (a lookup per query).
+    cdef object _append
+    cdef object _popleft
     cdef public object transaction_status
     cdef public dict parameters
     cdef public object backend_pid
@@ -289,6 +292,8 @@ cdef class ProtocolCore:
         self.reader = _wire.new_reader(max_message_size)
         self.out = WriteBuffer()
         self.pending = collections.deque()
+        self._append = self.pending.append
+        self._popleft = self.pending.popleft
         self.transaction_status = "I"
         self.parameters = {}
         self.backend_pid = 0
@@ -310,7 +315,7 @@ cdef class ProtocolCore:
             raise ConnectionDoesNotExistError(
                 "connection is closed", request_sent=False)
         op.sent = True
-        self.pending.append(op)
+        self._append(op)
 
     @property
     def busy(self):
@@ -340,7 +345,7 @@ cdef class ProtocolCore:
                         continue
                     if done:
                         self.transaction_status = reply.transaction_status
-                        pending.popleft()
+                        self._popleft()
                         op.finish(self)
                         continue
                 elif op.copy_chunks is not None:
@@ -418,7 +423,7 @@ cdef class ProtocolCore:
         op = <Operation>pending[0]
         if tag == _READY:
             self.transaction_status = _wire.parse_ready_for_query(payload)
-            pending.popleft()
+            self._popleft()
             op.finish(self)
         elif tag == _ERROR:
             op.on_error(self, PostgresError.new(_wire.parse_error_fields(payload), op.query))
@@ -494,7 +499,11 @@ cdef class StreamProtocol:
     """
 
     cdef public ProtocolCore core
-    cdef public object transport
+    cdef object _transport
+    # The transport's write() and the loop's create_future(), bound once:
+    # looking a method up on uvloop's objects costs 300 instructions.
+    cdef object _write
+    cdef object _create_future
     cdef public object loop
     cdef public bint lost
     # Count of data_received calls (cancel sweeps use it).
@@ -509,13 +518,15 @@ cdef class StreamProtocol:
         self.core = core
         self.transport = None
         self.loop = loop
+        self._create_future = loop.create_future if loop is not None else None
         self.lost = False
         self.data_events = 0
         self._dispatching = False
         self._settled = []
         # The standard library's loops poll the sockets again before they
         # run what call_soon() queued; uvloop does not, and its futures are
-        # cheaper for it than a Waiter (measured: 2k instructions per query).
+        # a little cheaper for it than a Waiter (measured: 23.2k vs 23.7k
+        # user-space instructions per SELECT 1+1).
         self.eager = isinstance(loop, _BaseEventLoop)
 
     def data_received(self, data):
@@ -531,7 +542,7 @@ cdef class StreamProtocol:
                 # _protocol_failure() decides what the callers see.
                 self._protocol_failure(exc)
             else:
-                if len(core.out):
+                if core.out._length:
                     self.flush()
             ok = True
         finally:
@@ -575,24 +586,39 @@ cdef class StreamProtocol:
 
     cdef object _new_waiter(self):
         if not self.eager:
-            return self.loop.create_future()
+            return self._create_future()
         cdef Waiter waiter = Waiter.__new__(Waiter)
         waiter._loop = self.loop
         waiter._stream = self
         return waiter
 
+    @property
+    def transport(self):
+        return self._transport
+
+    @transport.setter
+    def transport(self, transport):
+        self._transport = transport
+        self._write = transport.write if transport is not None else None
+
+    cdef int _send_out(self) except -1:
+        # Hand what core.out holds to the transport, if there is one.
+        cdef WriteBuffer out = self.core.out
+        if self._write is not None and not self.lost:
+            data = out.to_bytes()
+            out.reset()
+            self._write(data)
+        return 0
+
     cpdef flush(self):
         """Send whatever the core has queued."""
-        out = self.core.out
-        if len(out) and self.transport is not None and not self.lost:
-            self.transport.write(out.take())
+        if self.core.out._length:
+            self._send_out()
 
     cpdef send(self, Operation op):
         """Queue *op* (its messages are already in ``core.out``) and send."""
-        core = self.core
-        core.push(op)
-        if self.transport is not None and not self.lost:
-            self.transport.write(core.out.take())
+        self.core.push(op)
+        self._send_out()
         return op.waiter
 
     cpdef ExecuteOp send_bind_execute(self, str portal, str statement, encoder,
@@ -614,8 +640,7 @@ cdef class StreamProtocol:
         op.query = query
         op.reply = ExtendedReply(row_decoder, False)
         core.push(op)
-        if self.transport is not None and not self.lost:
-            self.transport.write(core.out.take())
+        self._send_out()
         return op
 
 
@@ -740,20 +765,18 @@ cdef class Waiter:
         self._settle(None, exception)
 
     def __await__(self):
-        return self
-
-    def __iter__(self):
-        return self
-
-    def __next__(self):
-        # The iterator of ``await``: yield ourselves to the task until
-        # settled, then return the result (or raise).
+        # A generator: the coroutine awaiting it gets the value back through
+        # the generator's send slot. An iterator whose __next__ raised
+        # StopIteration(value) cost 1.9k instructions more per query.
         if self._state == _PENDING:
             self._asyncio_future_blocking = True
-            return self
+            yield self
         if self._state == _FINISHED and self._exception is None:
-            raise StopIteration(self._result)
-        raise StopIteration(self.result())
+            return self._result
+        return self.result()
+
+    def __iter__(self):
+        return self.__await__()
 
     # -- internals ------------------------------------------------------------
     cdef int _settle(self, result, exception) except -1:
