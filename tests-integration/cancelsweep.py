@@ -10,13 +10,18 @@ How the points are counted
 --------------------------
 
 ``mode="data"`` (default): a point is one ``data_received`` call of a
-pg_client connection, i.e. one batch of server bytes handed to the driver,
-the moments at which the driver's state changes. The sweep wraps
-``pg_client._transport.ClientProtocol.data_received`` (the class attribute,
-so connections made during the operation are counted too, e.g. by
+pg_client connection (``buffer_updated`` on the standard library's loops),
+i.e. one batch of server bytes handed to the driver, the moments at which
+the driver's state changes. The sweep wraps
+``pg_client._transport.ClientProtocol.data_received`` and
+``BufferedClientProtocol.buffer_updated`` (the class attributes, so
+connections made during the operation are counted too, e.g. by
 ``connect()`` or a pool) and calls ``task.cancel()`` *inside* the n-th call,
-right after the driver has processed those bytes and before the task has
-resumed: the hardest moment (a reply has arrived, nobody has consumed it).
+right after the driver has processed those bytes. A task whose reply those
+bytes completed has resumed by then when the driver's waiter wakes it at
+once (pg_client's Waiter on the standard loops) and is cancelled at its
+next suspension; with a future it has not resumed yet: a reply has arrived,
+nobody has consumed it.
 Point 0 is "after the task first suspended, before any reply". The count is
 driven by the bytes themselves, not by the timing of ``sleep(0)`` loops,
 so a sweep is reproducible for a given chunking of the server's replies
@@ -85,21 +90,34 @@ class DataEventCounter:
         self._hooks.clear()
 
     def __enter__(self) -> DataEventCounter:
-        cls = _transport.ClientProtocol
-        self._original = original = cls.data_received
+        # Connections on the standard library's loops read through
+        # BufferedClientProtocol.buffer_updated(), the others through
+        # ClientProtocol.data_received(): both are counted.
+        plain, buffered = _transport.ClientProtocol, _transport.BufferedClientProtocol
+        self._original = (plain.data_received, buffered.buffer_updated)
+        original_data, original_buffer = self._original
         counter = self
 
-        def data_received(proto: Any, data: bytes) -> None:
-            original(proto, data)
+        def arrived() -> None:
             counter.count += 1
             for fn in counter._hooks.pop(counter.count, ()):
                 fn()
 
-        cls.data_received = data_received  # type: ignore[method-assign]
+        def data_received(proto: Any, data: bytes) -> None:
+            original_data(proto, data)
+            arrived()
+
+        def buffer_updated(proto: Any, nbytes: int) -> None:
+            original_buffer(proto, nbytes)
+            arrived()
+
+        plain.data_received = data_received  # type: ignore[method-assign]
+        buffered.buffer_updated = buffer_updated  # type: ignore[method-assign]
         return self
 
     def __exit__(self, *exc: object) -> None:
-        _transport.ClientProtocol.data_received = self._original  # type: ignore[method-assign]
+        plain, buffered = _transport.ClientProtocol, _transport.BufferedClientProtocol
+        plain.data_received, buffered.buffer_updated = self._original  # type: ignore[method-assign]
 
 
 @dataclass

@@ -99,7 +99,7 @@ async def _attempt(loop: asyncio.AbstractEventLoop, spec: cp.HostSpec,
     core = _protocol.ProtocolCore()
 
     def factory() -> _transport.ClientProtocol:
-        return _transport.ClientProtocol(loop, core)
+        return _transport.new_client_protocol(loop, core)
 
     info.handshake = ssl_context is not None
     transport, proto_any, tls_used = await _transport.open_stream(

@@ -17,6 +17,8 @@ the wake-up described in its docstring).
 """
 
 cimport cython
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_FromStringAndSize
+from cpython.bytes cimport PyBytes_FromStringAndSize
 from libc.stdint cimport int32_t
 from pg_codecs._buffer cimport WriteBuffer
 from pg_wire._reader cimport ExtendedReply, MessageReader
@@ -93,6 +95,12 @@ cdef object _InvalidStateError = asyncio.InvalidStateError
 cdef object _current_task = asyncio.current_task
 cdef object _BaseEventLoop = asyncio.BaseEventLoop
 cdef object _copy_context = contextvars.copy_context
+
+# get_buffer()'s buffer. Each read is copied out of it into a bytes object,
+# which at this size stays below glibc's mmap threshold (128 KiB): a heap
+# allocation, where asyncio's own recv() of up to 256 KiB maps and unmaps
+# memory (and faults its pages in) for every read.
+cdef Py_ssize_t _READ_BUFFER_SIZE = 65536
 
 
 # Operations take any waiter; the connection's own (Waiter) is settled with
@@ -513,6 +521,9 @@ cdef class StreamProtocol:
     cdef list _settled
     # new_waiter() makes Waiters, else the loop's futures.
     cdef public bint eager
+    # get_buffer()'s buffer and a memoryview of it, made on first use.
+    cdef bytearray _read_buffer
+    cdef object _read_view
 
     def __init__(self, ProtocolCore core, loop=None):
         self.core = core
@@ -530,6 +541,23 @@ cdef class StreamProtocol:
         self.eager = isinstance(loop, _BaseEventLoop)
 
     def data_received(self, data):
+        self._received(data)
+
+    # asyncio.BufferedProtocol's methods (used when a subclass is one).
+    def get_buffer(self, sizehint):
+        if self._read_view is None:
+            # Not zero-filled: untouched pages cost no memory.
+            self._read_buffer = PyByteArray_FromStringAndSize(NULL, _READ_BUFFER_SIZE)
+            self._read_view = memoryview(self._read_buffer)
+        return self._read_view
+
+    def buffer_updated(self, Py_ssize_t nbytes):
+        if nbytes < 0 or self._read_buffer is None or nbytes > len(self._read_buffer):
+            raise ValueError(f"buffer_updated({nbytes}) is out of the buffer's bounds")
+        self._received(PyBytes_FromStringAndSize(
+            PyByteArray_AS_STRING(self._read_buffer), nbytes))
+
+    cdef int _received(self, data) except -1:
         cdef bint ok = False
         self.data_events += 1
         core = self.core
@@ -549,6 +577,7 @@ cdef class StreamProtocol:
             self._dispatching = False
             if self._settled:
                 self._wake(ok)
+        return 0
 
     cdef int _wake(self, bint now) except -1:
         # Run the callbacks of the waiters settled by this data_received():
