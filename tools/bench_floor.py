@@ -6,7 +6,9 @@ CPU per ``SELECT 1+1`` of:
 * the raw client of ``tools/bench_raw.py``: the request pg_client would send,
   pre-built, written to the socket, and a protocol that only looks for
   ReadyForQuery in what arrives (no parsing, no decoding): what the event
-  loop and the kernel cost alone;
+  loop and the kernel cost alone for a client that awaits plain futures
+  (pg_client's waiter skips one pass of the loop per query, so it can come
+  close to this figure);
 * pg_client's ``fetchval``;
 * asyncpg's ``fetchval``.
 

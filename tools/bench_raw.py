@@ -4,8 +4,11 @@ It connects with a hand-written StartupMessage (trust authentication only, no
 TLS) and prepares ``SELECT 1+1`` once. Then, per query, it writes
 :data:`REQUEST`, a pre-built Bind, Execute, Sync: the bytes pg_client sends
 for a cached statement (no parameters, one binary result column, at most one
-row). It only looks for ReadyForQuery in what arrives and parses and decodes
-nothing, so what a query costs here is the event loop and the kernel alone.
+row). It reads into one buffer of its own (``asyncio.BufferedProtocol``: no
+allocation per read; a plain protocol on the default loop would get a new
+256 KiB ``bytes`` per read, which glibc maps and unmaps) and only looks for
+ReadyForQuery in what arrives, parsing and decoding nothing, so what a query
+costs here is the event loop and the kernel alone.
 
 ``tools/bench_floor.py`` times it against pg_client and asyncpg (CPU time);
 ``tools/bench_instructions.py`` counts its user-space instructions. Standard
@@ -41,13 +44,15 @@ REQUEST = (
 )
 
 
-class RawClient(asyncio.Protocol):
+class RawClient(asyncio.BufferedProtocol):
     """One connection; :meth:`run` replays :data:`REQUEST`. Made by :func:`connect`."""
 
     def __init__(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self._waiter: asyncio.Future[None] | None = None
+        self._buffer = bytearray(64 * 1024)
+        self._view = memoryview(self._buffer)
         # What arrived since the last request, kept only while connecting
         # (None in the timed loop), to report an error instead of hanging.
         self._setup_replies: bytearray | None = None
@@ -56,16 +61,22 @@ class RawClient(asyncio.Protocol):
         # A cast, not isinstance(): uvloop's transports don't subclass asyncio's.
         self._transport = cast(asyncio.Transport, transport)
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._view
+
+    def buffer_updated(self, nbytes: int) -> None:
         waiter = self._waiter
         if self._setup_replies is not None:
-            self._setup_replies += data
+            self._setup_replies += self._view[:nbytes]
             error = _setup_error(self._setup_replies)
             if error is not None:
                 if waiter is not None and not waiter.done():
                     waiter.set_exception(RuntimeError(f"raw client: {error}"))
                 return
-        if _READY_FOR_QUERY in data and waiter is not None and not waiter.done():
+            ready = _READY_FOR_QUERY in self._setup_replies
+        else:
+            ready = self._buffer.find(_READY_FOR_QUERY, 0, nbytes) >= 0
+        if ready and waiter is not None and not waiter.done():
             waiter.set_result(None)
 
     def connection_lost(self, exc: Exception | None) -> None:
