@@ -103,8 +103,9 @@ cdef object _copy_context = contextvars.copy_context
 cdef Py_ssize_t _READ_BUFFER_SIZE = 65536
 
 
-# Operations take any waiter; the connection's own (Waiter) is settled with
-# C calls instead of attribute lookups.
+# Operations take any waiter; the connection's own (Waiter) is checked and
+# given its result with C calls instead of attribute lookups (an exception,
+# rare, goes through set_exception() and its checks).
 cdef inline bint _waiter_done(waiter) except -1:
     if type(waiter) is Waiter:
         return (<Waiter>waiter)._state != _PENDING
@@ -584,10 +585,11 @@ cdef class StreamProtocol:
         # now, when we are the event loop's callback (no task running, the
         # reply consumed and the core in a consistent state), else (an
         # exception on its way out, a caller inside a task) on the loop.
+        # Only Waiters of an eager stream get here, so self.loop is set.
         cdef Waiter waiter
         cdef Py_ssize_t i = 0
         settled = self._settled
-        if now and self.loop is not None and _current_task(self.loop) is not None:
+        if now and _current_task(self.loop) is not None:
             now = False
         try:
             while i < len(settled):
