@@ -16,12 +16,16 @@ the run fails with instructions, never that tests are skipped.
 * ``figure``: ``figure(name, value)`` records a measured figure for the
   report (the test's user properties and a ``FIGURE`` line).
 * ``@pytest.mark.pg(">= 15")``: run the test only on matching server majors.
+
+``PGTEST_LOOP=uvloop`` runs every test on uvloop's event loop instead of
+asyncio's default one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -34,6 +38,14 @@ if _TOOLS not in sys.path:
     sys.path.insert(0, _TOOLS)
 
 import pgcluster  # noqa: E402
+
+if os.environ.get("PGTEST_LOOP", "asyncio") == "uvloop":
+    # PGTEST_LOOP=uvloop: every test on uvloop's loop (.ci/run runs the
+    # integration tests once that way).
+    def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Any]:
+        import uvloop
+
+        return {"uvloop": uvloop.new_event_loop}
 
 
 def pytest_configure(config: pytest.Config) -> None:

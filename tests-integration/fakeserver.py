@@ -186,8 +186,8 @@ class _Proto(asyncio.Protocol):
         self.conn = conn
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # Read nothing until the script asks: a direct-TLS ClientHello must
-        # stay in the socket until tls() starts the handshake.
+        # Read nothing until the script asks. (uvloop starts reading when
+        # this returns all the same; what arrives waits in _pending.)
         transport.pause_reading()  # type: ignore[attr-defined]
         self.conn._made(transport)  # type: ignore[arg-type]
 
@@ -219,10 +219,34 @@ class FakeConn:
         self.client_closed = False
         self.tls_active = False
         self._pending = bytearray()  # received, not yet given to the reader
+        self._sock: socket.socket | None = None
         self._wake = asyncio.Event()
 
     def __repr__(self) -> str:
         return f"<FakeConn #{self.index} received={len(self.received)} bytes>"
+
+    async def _open(self, context: ssl.SSLContext | None = None) -> None:
+        """Give the accepted socket its transport: at the script's first
+        awaited operation, TLS from the first byte when that is tls()."""
+        if self.transport is not None or self._sock is None:
+            return
+        sock, self._sock = self._sock, None
+        try:
+            await self.loop.connect_accepted_socket(lambda: self.proto, sock, ssl=context)
+        except BaseException:
+            sock.close()
+            raise
+
+    def _opened(self) -> None:
+        if self.transport is None:
+            raise ScriptError(
+                f"connection #{self.index}: a script must start with an awaited step "
+                "(expect, tls, ...), not a write")
+
+    def _close_socket(self) -> None:
+        # The accepted socket, while no transport owns it yet.
+        if self.transport is None and self._sock is not None:
+            self._sock.close()
 
     # -- protocol callbacks --
     def _made(self, transport: asyncio.Transport) -> None:
@@ -252,6 +276,7 @@ class FakeConn:
     # -- the operations --
     async def expect(self, kind: Any = None, *, timeout: float = 5.0) -> FrontendMessage:
         """Read the next frontend message; check it is a *kind*."""
+        await self._open()
         self._reading()
         while True:
             if self._pending:
@@ -292,11 +317,14 @@ class FakeConn:
 
     def send_raw(self, data: bytes) -> None:
         """Send *data* as it is."""
+        if self.transport is None and self._sock is not None:
+            self._opened()
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
 
     async def send_split(self, data: bytes, sizes: Sequence[int], delay: float = 0.0) -> None:
         """Send *data* in writes of *sizes* bytes (the last size repeats)."""
+        await self._open()
         pos, i = 0, 0
         while pos < len(data):
             size = sizes[min(i, len(sizes) - 1)]
@@ -311,6 +339,18 @@ class FakeConn:
         """The server side of a TLS handshake; True when it succeeded."""
         if context is None:
             context = server_tls_context()
+        if self.transport is None and self._sock is not None:
+            # The script's first step: TLS from the first byte (direct TLS).
+            self.received_before_tls = b""
+            try:
+                await self._open(context)
+            except (OSError, EOFError, asyncio.CancelledError) as exc:
+                if isinstance(exc, asyncio.CancelledError) or not may_fail:
+                    raise
+                self.client_closed = True
+                return False
+            self.tls_active = True
+            return True
         assert self.transport is not None
         if self._pending or self.reader.buffered:
             raise ScriptError(
@@ -339,7 +379,10 @@ class FakeConn:
     def close(self, rst: bool = False) -> None:
         """Close the connection, orderly or with RST."""
         transport = self.transport
-        if transport is None or transport.is_closing():
+        if transport is None:
+            self._close_socket()
+            return
+        if transport.is_closing():
             return
         if rst:
             sock = transport.get_extra_info("socket")
@@ -353,6 +396,7 @@ class FakeConn:
 
     async def wait_closed(self, timeout: float = 5.0) -> None:
         """Record (without parsing) what the client sends until it hangs up."""
+        await self._open()
         self._reading()
         while not self.client_closed:
             await self._wait(timeout, "the client to hang up")
@@ -481,7 +525,8 @@ class FakeServer:
         self.check = check
         self.connections: list[FakeConn] = []
         self.errors: list[BaseException] = []
-        self._server: asyncio.AbstractServer | None = None
+        self._listener: socket.socket | None = None
+        self._acceptor: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -493,20 +538,34 @@ class FakeServer:
         return self.host, self.port
 
     async def start(self) -> FakeServer:
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(self._accept, self.host, 0)
-        self.port = self._server.sockets[0].getsockname()[1]
+        # Accepted sockets get their transport when their script starts: a
+        # script that begins with tls() is TLS from the first byte (direct
+        # TLS), and no loop reads the ClientHello before that. (uvloop starts
+        # reading when connection_made() returns, pause_reading() or not.)
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            listener.bind((self.host, 0))
+            listener.listen(16)
+            listener.setblocking(False)
+        except BaseException:
+            listener.close()
+            raise
+        self._listener = listener
+        self.port = listener.getsockname()[1]
+        self._acceptor = asyncio.get_running_loop().create_task(self._accept_loop(listener))
         return self
 
-    def _accept(self) -> _Proto:
-        conn = FakeConn(self, len(self.connections))
-        self.connections.append(conn)
-        script = self.scripts[min(conn.index, len(self.scripts) - 1)]
-        self._tasks.append(asyncio.get_running_loop().create_task(self._run(conn, script)))
-        return conn.proto
+    async def _accept_loop(self, listener: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            sock, _ = await loop.sock_accept(listener)
+            conn = FakeConn(self, len(self.connections))
+            self.connections.append(conn)
+            script = self.scripts[min(conn.index, len(self.scripts) - 1)]
+            self._tasks.append(loop.create_task(self._run(conn, script, sock)))
 
-    async def _run(self, conn: FakeConn, script: Script) -> None:
-        await asyncio.sleep(0)  # let connection_made() run first
+    async def _run(self, conn: FakeConn, script: Script, sock: socket.socket) -> None:
+        conn._sock = sock
         try:
             if callable(script):
                 await script(conn)
@@ -521,8 +580,12 @@ class FakeServer:
             conn.close()
 
     async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
+        if self._acceptor is not None:
+            self._acceptor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._acceptor
+        if self._listener is not None:
+            self._listener.close()
         for task in self._tasks:
             task.cancel()
         if self._tasks:
@@ -530,9 +593,7 @@ class FakeServer:
         for conn in self.connections:
             if conn.transport is not None:
                 conn.transport.abort()
-        if self._server is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 2)
+            conn._close_socket()
 
     async def wait_idle(self, timeout: float = 5.0) -> None:
         """Wait until every script started so far has finished."""

@@ -102,6 +102,64 @@ cdef object _copy_context = contextvars.copy_context
 # memory (and faults its pages in) for every read.
 cdef Py_ssize_t _READ_BUFFER_SIZE = 65536
 
+# Waiting for the rest of a reply without sleeping (StreamProtocol._received).
+#
+# A big result comes from the server in 8 KiB sends (its output buffer), each
+# a fraction of a microsecond to a few apart on a local socket. On uvloop the
+# client handles one such chunk sooner than the next arrives, goes back to
+# epoll_wait and sleeps; every sleep costs a context switch here and a
+# wake-up (an inter-processor interrupt) in the server's send path, about ten
+# times per 100 KB reply. Instead, while exactly one connection is in the
+# middle of a reply that came in full chunks, it polls its socket for up to
+# _SPIN_BUDGET_NS before returning to the loop. Measured on the bench's
+# large_bytea workload (uvloop, one connection): 0.92x -> 1.05-1.07x
+# asyncpg's queries/s; of 178,706 waits, 99.4% saw data within 1.25 us.
+cdef extern from *:
+    """
+    #if defined(_WIN32)
+    static int pgc_wait_readable(int fd, long long budget_ns) { return 0; }
+    #else
+    #include <poll.h>
+    #include <time.h>
+    /* 1 as soon as fd is readable (or in error: the loop will see it),
+       0 once budget_ns have passed without that. */
+    static int pgc_wait_readable(int fd, long long budget_ns) {
+        struct pollfd p;
+        struct timespec t0, t;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        for (;;) {
+            p.fd = fd;
+            p.events = POLLIN;
+            p.revents = 0;
+            if (poll(&p, 1, 0) != 0)
+                return 1;
+            clock_gettime(CLOCK_MONOTONIC, &t);
+            if ((long long)(t.tv_sec - t0.tv_sec) * 1000000000LL
+                    + (t.tv_nsec - t0.tv_nsec) >= budget_ns)
+                return 0;
+        }
+    }
+    #endif
+    """
+    int pgc_wait_readable(int fd, long long budget_ns) nogil
+
+cdef long long _SPIN_BUDGET_NS = 2000
+# A read this large says the server filled its output buffer: it is sending
+# a result, not waiting on a slow query between two small messages.
+cdef Py_ssize_t _SPIN_MIN_CHUNK = 8192
+# After a wait that saw nothing, skip this many chunks before the next,
+# doubling up to _SPIN_MAX_SKIP (a slow or remote server stops the waits).
+cdef int _SPIN_MAX_SKIP = 256
+# Connections (on loops that are not the standard library's) in the middle of
+# a reply. A wait only happens when this is 1: with several, the loop has
+# another socket to read instead.
+cdef Py_ssize_t _streaming = 0
+
+
+def _streaming_count():
+    """Connections in the middle of a reply, for tests."""
+    return _streaming
+
 
 # Operations take any waiter; the connection's own (Waiter) is checked and
 # given its result with C calls instead of attribute lookups (an exception,
@@ -525,9 +583,20 @@ cdef class StreamProtocol:
     # get_buffer()'s buffer and a memoryview of it, made on first use.
     cdef bytearray _read_buffer
     cdef object _read_view
+    # The socket's descriptor, for the wait at the end of _received(); -1
+    # when the transport has none.
+    cdef int _fd
+    # Counted in _streaming.
+    cdef bint _mid_reply
+    cdef int _spin_skip
+    cdef int _spin_backoff
+    # Waits that saw more data coming, and waits that ran out (for tests).
+    cdef public Py_ssize_t spin_hits
+    cdef public Py_ssize_t spin_misses
 
     def __init__(self, ProtocolCore core, loop=None):
         self.core = core
+        self._fd = -1
         self.transport = None
         self.loop = loop
         self._create_future = loop.create_future if loop is not None else None
@@ -560,12 +629,20 @@ cdef class StreamProtocol:
 
     cdef int _received(self, data) except -1:
         cdef bint ok = False
+        cdef bint mid = False
         self.data_events += 1
         core = self.core
         self._dispatching = True
         try:
             try:
                 core.data_received(data)
+                # Decided before any task resumes (_wake) and sends another
+                # request. Only for replies whose rows are collected until
+                # they end: a COPY OUT wakes its consumer at every chunk,
+                # and the loop has that task to run rather than sleep.
+                pending = core.pending
+                mid = (not self.eager and len(pending) != 0
+                       and (<Operation>pending[0]).reply is not None)
             except Exception as exc:
                 # ProtocolError from either layer, or anything unexpected:
                 # _protocol_failure() decides what the callers see.
@@ -578,6 +655,28 @@ cdef class StreamProtocol:
             self._dispatching = False
             if self._settled:
                 self._wake(ok)
+        if mid:
+            if not self._mid_reply:
+                self._set_mid_reply(True)
+            if len(data) >= _SPIN_MIN_CHUNK and self._fd >= 0 and _streaming == 1:
+                self._wait_for_more()
+        elif self._mid_reply:
+            self._set_mid_reply(False)
+        return 0
+
+    cdef int _wait_for_more(self) except -1:
+        # See _SPIN_BUDGET_NS. Never on the standard library's loops (eager,
+        # see _received): they run a Python pass of their own between a
+        # data_received() and the next poll, longer than the usual gap.
+        if self._spin_skip > 0:
+            self._spin_skip -= 1
+        elif pgc_wait_readable(self._fd, _SPIN_BUDGET_NS):
+            self.spin_hits += 1
+            self._spin_backoff = 0
+        else:
+            self.spin_misses += 1
+            self._spin_backoff = min(self._spin_backoff * 2 or 1, _SPIN_MAX_SKIP)
+            self._spin_skip = self._spin_backoff
         return 0
 
     cdef int _wake(self, bint now) except -1:
@@ -631,6 +730,31 @@ cdef class StreamProtocol:
     def transport(self, transport):
         self._transport = transport
         self._write = transport.write if transport is not None else None
+        self._fd = -1
+        if transport is not None:
+            try:
+                sock = transport.get_extra_info("socket")
+                if sock is not None:
+                    self._fd = sock.fileno()
+            except Exception:
+                # A transport without a socket (a test's, a pipe): no waits.
+                self._fd = -1
+        elif self._mid_reply:
+            self._set_mid_reply(False)
+
+    cdef int _set_mid_reply(self, bint mid) except -1:
+        global _streaming
+        self._mid_reply = mid
+        if mid:
+            _streaming += 1
+        else:
+            _streaming -= 1
+        return 0
+
+    def __dealloc__(self):
+        global _streaming
+        if self._mid_reply:
+            _streaming -= 1
 
     cdef int _send_out(self) except -1:
         # Hand what core.out holds to the transport, if there is one.
