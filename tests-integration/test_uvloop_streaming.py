@@ -64,7 +64,7 @@ def test_long_results_are_whole_and_the_connection_waits(dsn: str) -> None:
             proto = con._protocol
             # 5 MB came in many full chunks: the wait ran (seeing data or not).
             assert proto.spin_hits + proto.spin_misses > 0
-            assert _core._streaming_count() == 0
+            assert _core._busy_count() == 0
             # A cursor and a prepared statement over the same rows.
             async with con.transaction():
                 got = [tuple(r) async for r in con.cursor(BIG, 3000, prefetch=1000)]
@@ -73,7 +73,7 @@ def test_long_results_are_whole_and_the_connection_waits(dsn: str) -> None:
             _check(await stmt.fetch(2000), 2000)
         finally:
             await con.close()
-        assert _core._streaming_count() == 0
+        assert _core._busy_count() == 0
 
     _on_uvloop(main)
 
@@ -89,7 +89,7 @@ def test_two_connections_streaming_at_once(dsn: str) -> None:
         finally:
             for c in cons:
                 await c.close()
-        assert _core._streaming_count() == 0
+        assert _core._busy_count() == 0
 
     _on_uvloop(main)
 
@@ -109,7 +109,7 @@ def test_a_long_result_cut_short(dsn: str) -> None:
             else:
                 raise AssertionError("the fetch should have timed out")
             _check(await con.fetch(BIG, 500), 500)
-            assert _core._streaming_count() == 0
+            assert _core._busy_count() == 0
 
             # The server goes away in the middle of the rows.
             pid = con.get_server_pid()
@@ -123,7 +123,7 @@ def test_a_long_result_cut_short(dsn: str) -> None:
             else:
                 raise AssertionError("the fetch should have failed")
             assert con.is_closed()
-            assert _core._streaming_count() == 0
+            assert _core._busy_count() == 0
         finally:
             await con.close()
             await ctl.close()

@@ -2,7 +2,7 @@
 
 ``StreamProtocol`` polls its socket for a couple of microseconds after a full
 chunk of a row-returning reply, instead of letting the loop sleep, when it is
-the only connection in the middle of a reply. These tests drive it with a
+the only connection awaiting a reply. These tests drive it with a
 socketpair: bytes waiting on the socket stand for the server's next chunk.
 """
 
@@ -71,7 +71,7 @@ class _Stream:
     def query(self) -> Any:
         op = _protocol.ExecuteOp(self.proto.new_waiter(), "SELECT b FROM t",
                                  _wire.skip_rows_decoder())
-        self.proto.core.push(op)
+        self.proto.send(op)
         return op
 
     def next_chunk_waiting(self) -> None:
@@ -85,12 +85,12 @@ class _Stream:
 
 @pytest.fixture
 def streams() -> Iterator[list[_Stream]]:
-    assert _core._streaming_count() == 0
+    assert _core._busy_count() == 0
     made: list[_Stream] = []
     yield made
     for stream in made:
         stream.close()
-    assert _core._streaming_count() == 0
+    assert _core._busy_count() == 0
 
 
 def _waits(stream: _Stream) -> tuple[int, int]:
@@ -104,13 +104,13 @@ async def test_a_long_reply_waits_for_its_next_chunk(streams: list[_Stream]) -> 
     s.next_chunk_waiting()
     s.proto.data_received(_FULL)
     assert _waits(s) == (1, 0)
-    assert _core._streaming_count() == 1
+    assert _core._busy_count() == 1
     s.proto.data_received(_FULL)
     assert _waits(s) == (2, 0)
     # The end of the reply: no wait, and the connection is no longer counted.
     s.proto.data_received(_FULL + _END)
     assert _waits(s) == (2, 0)
-    assert _core._streaming_count() == 0
+    assert _core._busy_count() == 0
     reply = await op.waiter
     assert reply.status == "SELECT 9"
     assert len(reply.rows) == 27
@@ -145,25 +145,24 @@ async def test_no_wait_for_a_small_read(streams: list[_Stream]) -> None:
     s.next_chunk_waiting()
     s.proto.data_received(_SMALL)
     assert _waits(s) == (0, 0)
-    assert _core._streaming_count() == 1
+    assert _core._busy_count() == 1
 
 
-async def test_no_wait_while_another_connection_is_mid_reply(streams: list[_Stream]) -> None:
+async def test_no_wait_while_another_connection_awaits_a_reply(streams: list[_Stream]) -> None:
     one, two = _Stream(), _Stream()
     streams += [one, two]
     one.query()
-    two.query()
+    assert _core._busy_count() == 1
+    two.query()  # sent, nothing received yet
+    assert _core._busy_count() == 2
     one.next_chunk_waiting()
     two.next_chunk_waiting()
-    one.proto.data_received(_SMALL)
-    two.proto.data_received(_SMALL)
-    assert _core._streaming_count() == 2
-    # The loop has another socket to read: neither waits.
+    # The loop may have another socket to read: neither waits.
     one.proto.data_received(_FULL)
     two.proto.data_received(_FULL)
     assert _waits(one) == _waits(two) == (0, 0)
     two.proto.data_received(_END)
-    assert _core._streaming_count() == 1
+    assert _core._busy_count() == 1
     one.proto.data_received(_FULL)
     assert _waits(one) == (1, 0)
 
@@ -171,10 +170,11 @@ async def test_no_wait_while_another_connection_is_mid_reply(streams: list[_Stre
 async def test_a_connection_lost_mid_reply_is_no_longer_counted(streams: list[_Stream]) -> None:
     s = _Stream()
     op = s.query()
+    assert _core._busy_count() == 1
     s.proto.data_received(_SMALL)
-    assert _core._streaming_count() == 1
+    assert _core._busy_count() == 1
     s.close()
-    assert _core._streaming_count() == 0
+    assert _core._busy_count() == 0
     with pytest.raises(ConnectionDoesNotExistError, match="closed"):
         await op.waiter
 
@@ -184,10 +184,10 @@ async def test_a_bad_reply_is_no_longer_counted(streams: list[_Stream]) -> None:
     streams.append(s)
     op = s.query()
     s.proto.data_received(_SMALL)
-    assert _core._streaming_count() == 1
+    assert _core._busy_count() == 1
     s.next_chunk_waiting()
     s.proto.data_received(b"D" + struct.pack("!i", 2) + _FULL)  # a length below 4
-    assert _core._streaming_count() == 0
+    assert _core._busy_count() == 0
     assert _waits(s) == (0, 0)
     with pytest.raises(ProtocolError):
         await op.waiter
@@ -198,13 +198,13 @@ async def test_copy_out_never_waits(streams: list[_Stream]) -> None:
     s = _Stream()
     streams.append(s)
     op = _protocol.CopyOutOp(s.proto.new_waiter(), "COPY t TO STDOUT", lambda: None)
-    s.proto.core.push(op)
+    s.proto.send(op)
     data = b"d" + struct.pack("!i", 4 + 9000) + b"x" * 9000
     s.next_chunk_waiting()
     s.proto.data_received(b"H" + struct.pack("!ibh", 4 + 3, 0, 0) + data)
     s.proto.data_received(data)
     assert _waits(s) == (0, 0)
-    assert _core._streaming_count() == 0
+    assert _core._busy_count() == 1
 
 
 async def test_the_standard_loops_never_wait(streams: list[_Stream]) -> None:
@@ -214,7 +214,7 @@ async def test_the_standard_loops_never_wait(streams: list[_Stream]) -> None:
     s.next_chunk_waiting()
     s.proto.data_received(_FULL)
     assert _waits(s) == (0, 0)
-    assert _core._streaming_count() == 0
+    assert _core._busy_count() == 0
 
 
 async def test_a_transport_without_a_socket_never_waits(streams: list[_Stream]) -> None:
@@ -225,4 +225,4 @@ async def test_a_transport_without_a_socket_never_waits(streams: list[_Stream]) 
     s.query()
     s.proto.data_received(_FULL)
     assert _waits(s) == (0, 0)
-    assert _core._streaming_count() == 1
+    assert _core._busy_count() == 1

@@ -109,9 +109,9 @@ cdef Py_ssize_t _READ_BUFFER_SIZE = 65536
 # client handles one such chunk sooner than the next arrives, goes back to
 # epoll_wait and sleeps; every sleep costs a context switch here and a
 # wake-up (an inter-processor interrupt) in the server's send path, about ten
-# times per 100 KB reply. Instead, while exactly one connection is in the
-# middle of a reply that came in full chunks, it polls its socket for up to
-# _SPIN_BUDGET_NS before returning to the loop. Measured on the bench's
+# times per 100 KB reply. Instead, a connection in the middle of a reply that
+# comes in full chunks polls its socket for up to _SPIN_BUDGET_NS before
+# returning to the loop, when it is the only connection awaiting a reply. Measured on the bench's
 # large_bytea workload (uvloop, one connection): 0.92x -> 1.05-1.07x
 # asyncpg's queries/s; of 178,706 waits, 99.4% saw data within 1.25 us.
 cdef extern from *:
@@ -150,15 +150,15 @@ cdef Py_ssize_t _SPIN_MIN_CHUNK = 8192
 # After a wait that saw nothing, skip this many chunks before the next,
 # doubling up to _SPIN_MAX_SKIP (a slow or remote server stops the waits).
 cdef int _SPIN_MAX_SKIP = 256
-# Connections (on loops that are not the standard library's) in the middle of
-# a reply. A wait only happens when this is 1: with several, the loop has
-# another socket to read instead.
-cdef Py_ssize_t _streaming = 0
+# Connections (on loops that are not the standard library's) with requests
+# in flight. A wait only happens when this is 1: with more, the loop may have
+# another socket to read.
+cdef Py_ssize_t _busy_streams = 0
 
 
-def _streaming_count():
-    """Connections in the middle of a reply, for tests."""
-    return _streaming
+def _busy_count():
+    """Connections awaiting a reply on loops that are not asyncio's (for tests)."""
+    return _busy_streams
 
 
 # Operations take any waiter; the connection's own (Waiter) is checked and
@@ -586,8 +586,8 @@ cdef class StreamProtocol:
     # The socket's descriptor, for the wait at the end of _received(); -1
     # when the transport has none.
     cdef int _fd
-    # Counted in _streaming.
-    cdef bint _mid_reply
+    # Counted in _busy_streams.
+    cdef bint _busy
     cdef int _spin_skip
     cdef int _spin_backoff
     # Waits that saw more data coming, and waits that ran out (for tests).
@@ -655,13 +655,11 @@ cdef class StreamProtocol:
             self._dispatching = False
             if self._settled:
                 self._wake(ok)
-        if mid:
-            if not self._mid_reply:
-                self._set_mid_reply(True)
-            if len(data) >= _SPIN_MIN_CHUNK and self._fd >= 0 and _streaming == 1:
+        if not self.eager:
+            self._set_busy(len(core.pending) != 0)
+            if (mid and len(data) >= _SPIN_MIN_CHUNK and self._fd >= 0
+                    and _busy_streams == 1):
                 self._wait_for_more()
-        elif self._mid_reply:
-            self._set_mid_reply(False)
         return 0
 
     cdef int _wait_for_more(self) except -1:
@@ -739,22 +737,24 @@ cdef class StreamProtocol:
             except Exception:
                 # A transport without a socket (a test's, a pipe): no waits.
                 self._fd = -1
-        elif self._mid_reply:
-            self._set_mid_reply(False)
-
-    cdef int _set_mid_reply(self, bint mid) except -1:
-        global _streaming
-        self._mid_reply = mid
-        if mid:
-            _streaming += 1
         else:
-            _streaming -= 1
+            # The connection is gone (its operations fail next).
+            self._set_busy(False)
+
+    cdef inline int _set_busy(self, bint busy) except -1:
+        global _busy_streams
+        if busy != self._busy:
+            self._busy = busy
+            if busy:
+                _busy_streams += 1
+            else:
+                _busy_streams -= 1
         return 0
 
     def __dealloc__(self):
-        global _streaming
-        if self._mid_reply:
-            _streaming -= 1
+        global _busy_streams
+        if self._busy:
+            _busy_streams -= 1
 
     cdef int _send_out(self) except -1:
         # Hand what core.out holds to the transport, if there is one.
@@ -773,6 +773,8 @@ cdef class StreamProtocol:
     cpdef send(self, Operation op):
         """Queue *op* (its messages are already in ``core.out``) and send."""
         self.core.push(op)
+        if not self.eager:
+            self._set_busy(True)
         self._send_out()
         return op.waiter
 
@@ -795,6 +797,8 @@ cdef class StreamProtocol:
         op.query = query
         op.reply = ExtendedReply(row_decoder, False)
         core.push(op)
+        if not self.eager:
+            self._set_busy(True)
         self._send_out()
         return op
 
