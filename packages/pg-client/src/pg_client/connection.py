@@ -973,8 +973,8 @@ class Connection(metaclass=ConnectionMeta):
             return None
         if record_class is not None and record_class is not self._record_class:
             return None
-        # _cached_statement() inlined for the key of this case, the query
-        # text (see _statement_key). A cached query text passed
+        # _cached() inlined for the key of this case, the query text (see
+        # _statement_key). A cached query text passed
         # _check_query() when it was prepared.
         stmt = self._stmt_cache.get(query)
         if stmt is None:
@@ -990,10 +990,8 @@ class Connection(metaclass=ConnectionMeta):
                 self._log_query(query, args, timeout, self._started, exc)
             raise
 
-    def _cached_statement(self, query: str, record_class: type | None,
-                          ignore_custom_codec: bool) -> _Statement | None:
-        """The cached statement of *query*, now the most recently used one."""
-        key = self._statement_key(query, record_class, ignore_custom_codec)
+    def _cached(self, key: Any) -> _Statement | None:
+        """The statement cached under *key* (see _statement_key), now the most recent."""
         stmt = self._stmt_cache.get(key)
         if stmt is not None:
             self._stmt_cache.move_to_end(key)
@@ -1068,7 +1066,8 @@ class Connection(metaclass=ConnectionMeta):
                 await self._wait_drained(deadline)
                 self._check_open()
             while True:
-                stmt = self._cached_statement(query, record_class, ignore_custom_codec)
+                stmt = self._cached(
+                    self._statement_key(query, record_class, ignore_custom_codec))
                 if stmt is None:
                     # Not cached, expired, or not cacheable.
                     stmt = await self._get_statement(
@@ -1204,9 +1203,8 @@ class Connection(metaclass=ConnectionMeta):
                      and (config.max_cacheable_statement_size == 0
                           or len(query) <= config.max_cacheable_statement_size))
         if use_cache:
-            stmt = self._stmt_cache.get(key)
+            stmt = self._cached(key)
             if stmt is not None:
-                self._stmt_cache.move_to_end(key)
                 return stmt
         if name is None:
             name = f"__asyncpg_stmt_{next(_stmt_ids):x}__" if (use_cache or named) else ""
