@@ -339,26 +339,21 @@ class FakeConn:
         """The server side of a TLS handshake; True when it succeeded."""
         if context is None:
             context = server_tls_context()
-        if self.transport is None and self._sock is not None:
-            # The script's first step: TLS from the first byte (direct TLS).
-            self.received_before_tls = b""
-            try:
-                await self._open(context)
-            except (OSError, EOFError, asyncio.CancelledError) as exc:
-                if isinstance(exc, asyncio.CancelledError) or not may_fail:
-                    raise
-                self.client_closed = True
-                return False
-            self.tls_active = True
-            return True
-        assert self.transport is not None
-        if self._pending or self.reader.buffered:
-            raise ScriptError(
-                f"connection #{self.index}: the client sent bytes before the TLS handshake")
+        # The script's first step: TLS from the first byte (direct TLS).
+        direct = self.transport is None and self._sock is not None
+        if not direct:
+            assert self.transport is not None
+            if self._pending or self.reader.buffered:
+                raise ScriptError(
+                    f"connection #{self.index}: the client sent bytes before the TLS handshake")
         self.received_before_tls = bytes(self.received)
         try:
-            new = await self.loop.start_tls(self.transport, self.proto, context,
-                                            server_side=True)
+            if direct:
+                await self._open(context)
+                new = self.transport
+            else:
+                new = await self.loop.start_tls(self.transport, self.proto, context,
+                                                server_side=True)
         except (OSError, EOFError, asyncio.CancelledError) as exc:
             if isinstance(exc, asyncio.CancelledError) or not may_fail:
                 raise
