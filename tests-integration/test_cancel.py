@@ -129,6 +129,62 @@ async def test_timeout_race_loop(pgc: pg_client.Connection) -> None:
     assert not pgc.is_in_transaction()
 
 
+async def _timed_out(aw: Any, seconds: float) -> float:
+    """Await *aw*, which must raise asyncio.TimeoutError; -> seconds it took."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    task = asyncio.ensure_future(aw)
+    done, _ = await asyncio.wait({task}, timeout=seconds + 10)
+    assert done, "the timeout never fired"
+    with pytest.raises(asyncio.TimeoutError):
+        task.result()
+    return loop.time() - started
+
+
+@pytest.mark.parametrize("how", ["timeout", "command_timeout"])
+async def test_timeouts_of_cached_statements_and_simple_queries(
+        cluster: Any, ctl: asyncpg.Connection, how: str) -> None:
+    """The paths that send at once (a cached statement, execute() without
+    arguments) keep the timeout: the query is cancelled on the server, the
+    connection stays usable."""
+    kwargs = {"command_timeout": 0.3} if how == "command_timeout" else {}
+    con = await pg_client.connect(cluster.dsn(), **kwargs)
+    per_call = {"timeout": 0.3} if how == "timeout" else {}
+    try:
+        pid = con.get_server_pid()
+        sql = "SELECT pg_sleep($1::float8), $2::int"
+        assert (await con.fetchrow(sql, 0.0, 1, **per_call))[1] == 1  # now cached
+        for call in (lambda: con.fetchval(sql, 30.0, 2, **per_call),
+                     lambda: con.fetch(sql, 30.0, 3, **per_call),
+                     lambda: con.fetchrow(sql, 30.0, 4, **per_call),
+                     lambda: con.execute(sql, 30.0, 5, **per_call),
+                     lambda: con.execute("SELECT pg_sleep(30)", **per_call)):
+            elapsed = await _timed_out(call(), 0.3)
+            assert elapsed >= 0.25, f"timed out after {elapsed:.3f} s, before its 0.3 s"
+            assert await _wait_backend(ctl, pid, lambda s: s == "idle") == "idle"
+            await _assert_usable(con, 9)
+        # Quick queries under the same timeout never time out.
+        for i in range(300):
+            assert await con.fetchval("SELECT $1::int", i, **per_call) == i
+            assert await con.execute("SELECT 1", **per_call) == "SELECT 1"
+    finally:
+        con.terminate()
+
+
+async def test_timeouts_of_different_lengths_back_to_back(pgc: pg_client.Connection) -> None:
+    """One timer serves a connection's deadlines: a shorter one after a long
+    one still fires on time, a longer one after a short one not early."""
+    sql = "SELECT pg_sleep($1::float8)"
+    await pgc.fetchval(sql, 0.0)
+    assert await pgc.fetchval("SELECT 1", timeout=60) == 1  # a deadline a minute away
+    elapsed = await _timed_out(pgc.fetchval(sql, 30.0, timeout=0.2), 0.2)
+    assert elapsed < 10, "the shorter deadline waited for the longer one"
+    assert await pgc.fetchval("SELECT 1", timeout=0.1) == 1  # the timer: in 0.1 s
+    elapsed = await _timed_out(pgc.fetchval(sql, 30.0, timeout=0.6), 0.6)
+    assert elapsed >= 0.55, f"timed out after {elapsed:.3f} s, before its 0.6 s"
+    await _assert_usable(pgc, 11)
+
+
 # -- T4 -------------------------------------------------------------------------------
 
 

@@ -12,6 +12,10 @@ subtracted, and the rest divided by N. "raw" is the client of
 Execute, Sync of a prepared statement) and only looks for ReadyForQuery in
 what comes back: the event loop and the socket alone.
 
+Three calls are counted: ``fetchval("SELECT 1+1")`` (the raw client too),
+the same with ``timeout=30`` (a deadline per query), and
+``execute("SELECT 1+1")`` (the simple protocol).
+
 Usage: ``python tools/rebuild.py && python tools/bench_instructions.py``
 (needs ``perf`` and the bench venv that ``tools/bench.py`` makes).
 """
@@ -36,12 +40,19 @@ CHILD = r"""
 import asyncio, os, sys
 import uvloop
 
-async def client(mod, n):
+async def client(mod, n, call):
     con = await mod.connect(os.environ["BENCH_DSN"], ssl=False)
-    for _ in range(n):
-        await con.fetchval("SELECT 1+1")
+    if call == "timeout":
+        for _ in range(n):
+            await con.fetchval("SELECT 1+1", timeout=30)
+    elif call == "execute":
+        for _ in range(n):
+            await con.execute("SELECT 1+1")
+    else:
+        for _ in range(n):
+            await con.fetchval("SELECT 1+1")
 
-which, n = sys.argv[1], int(sys.argv[2])
+which, n, call = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 if which == "raw":
     import bench_raw
     # con.run() is the task's own coroutine: awaited from another coroutine it would
@@ -51,13 +62,20 @@ if which == "raw":
         runner.run(con.run(n))
         con.close()
 else:
-    uvloop.run(client(__import__(which), n))
+    uvloop.run(client(__import__(which), n, call))
 """
 
+CALLS = {
+    "fetchval": 'fetchval("SELECT 1+1")',
+    "timeout": 'fetchval("SELECT 1+1", timeout=30)',
+    "execute": 'execute("SELECT 1+1")',
+}
 
-def count(python: str, which: str, n: int, env: dict[str, str]) -> int:
+
+def count(python: str, which: str, n: int, call: str, env: dict[str, str]) -> int:
     out = subprocess.run(
-        ["perf", "stat", "-x,", "-e", "instructions:u", python, "-c", CHILD, which, str(n)],
+        ["perf", "stat", "-x,", "-e", "instructions:u", python, "-c", CHILD, which, str(n),
+         call],
         env=env, capture_output=True, text=True, check=True,
     ).stderr
     for line in out.splitlines():
@@ -79,11 +97,15 @@ def main() -> int:
     # The packages' sources, and tools/ for bench_raw.
     path = [str(REPO / "packages" / p / "src") for p in ("pg-codecs", "pg-wire", "pg-client")]
     env = dict(os.environ, BENCH_DSN=cluster.dsn(), PYTHONPATH=os.pathsep.join([*path, str(TOOLS)]))
-    for which in ("raw", "pg_client", "asyncpg"):
-        base = count(str(python), which, 0, env)
-        total = count(str(python), which, QUERIES, env)
-        per_query = (total - base) / QUERIES / 1000
-        print(f"{which:10s} {per_query:6.1f}k user instructions per SELECT 1+1")
+    for call, text in CALLS.items():
+        print(f"{text}:")
+        for which in ("raw", "pg_client", "asyncpg"):
+            if which == "raw" and call != "fetchval":
+                continue
+            base = count(str(python), which, 0, call, env)
+            total = count(str(python), which, QUERIES, call, env)
+            per_query = (total - base) / QUERIES / 1000
+            print(f"  {which:10s} {per_query:6.1f}k user instructions per call")
     return 0
 
 

@@ -44,6 +44,7 @@ class Operation:
     sent: bool
     on_done: Callable[[Operation], None] | None
     copy_chunks: deque[bytearray] | None
+    deadline: float
     def __init__(self, waiter: Any, query: str | None = None) -> None: ...
     def on_message(self, core: ProtocolCore, tag: int, payload: bytes) -> None: ...
     def on_error(self, core: ProtocolCore, exc: PostgresError) -> None: ...
@@ -59,6 +60,8 @@ class ExecuteOp(Operation):
 
 class ExecuteManyOp(ExecuteOp):
     def __init__(self, waiter: Any, query: str) -> None: ...  # type: ignore[override]
+
+class SimpleQueryOp(Operation): ...
 
 class ProtocolCore:
     reader: MessageReader
@@ -102,6 +105,8 @@ class StreamProtocol:
     def send_bind_execute(self, portal: str, statement: str, encoder: Any,
                           args: Any, result_formats: Any, max_rows: int, query: str | None,
                           row_decoder: Any) -> ExecuteOp: ...
+    def set_timeout(self, op: Operation, seconds: float) -> None: ...
+    def set_deadline(self, op: Operation, when: float) -> None: ...
 
 class Waiter:
     _asyncio_future_blocking: bool

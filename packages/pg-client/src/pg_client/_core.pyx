@@ -21,7 +21,13 @@ from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_FromStringAndS
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from libc.stdint cimport int32_t
 from pg_codecs._buffer cimport WriteBuffer
-from pg_wire._reader cimport ExtendedReply, MessageReader
+from pg_codecs._buffer cimport FRBuffer
+from pg_wire._reader cimport (
+    ExtendedReply,
+    MessageReader,
+    c_parse_command_complete,
+    c_parse_ready_for_query,
+)
 from pg_wire._writer cimport write_bind_execute
 
 import asyncio
@@ -72,6 +78,13 @@ cdef int _ERROR = ERROR
 cdef int _READY = READY
 cdef int _COMMAND_COMPLETE = COMMAND_COMPLETE
 cdef int _DATA_ROW = DATA_ROW
+cdef int _ROW_DESC = ROW_DESC
+cdef int _EMPTY_QUERY = EMPTY_QUERY
+cdef int _COPY_DATA = COPY_DATA
+cdef int _COPY_DONE = COPY_DONE
+cdef int _COPY_IN = COPY_IN
+cdef int _COPY_OUT = COPY_OUT
+cdef int _COPY_BOTH = COPY_BOTH
 cdef frozenset _ROUTINE = frozenset(
     {PARSE_COMPLETE, BIND_COMPLETE, CLOSE_COMPLETE, NO_DATA, EMPTY_QUERY})
 
@@ -91,6 +104,7 @@ cdef class StreamProtocol
 cdef class Waiter
 
 cdef object _CancelledError = asyncio.CancelledError
+cdef object _TimeoutError = asyncio.TimeoutError
 cdef object _InvalidStateError = asyncio.InvalidStateError
 cdef object _current_task = asyncio.current_task
 cdef object _BaseEventLoop = asyncio.BaseEventLoop
@@ -205,6 +219,9 @@ cdef class Operation:
     cdef public bint sent
     cdef public object on_done
     cdef public object copy_chunks
+    # When the caller stops waiting, in the loop's time (0: never); see
+    # StreamProtocol.set_deadline().
+    cdef public double deadline
 
     def __init__(self, waiter, query=None):
         self.waiter = waiter
@@ -334,6 +351,36 @@ cdef class ExecuteManyOp(ExecuteOp):
             core.unexpected(tag, self)
 
 
+@cython.final
+@cython.auto_pickle(False)
+cdef class SimpleQueryOp(Operation):
+    """A simple Query: several statements allowed; rows are dropped.
+
+    The status of the last command is the result, as asyncpg's execute().
+    A COPY started by the query text is refused (CopyFail / drained).
+    The core consumes its routine messages (RowDescription, DataRow,
+    EmptyQueryResponse, CommandComplete, ReadyForQuery) at C level, without
+    a bytes object or a call per message; the others come through
+    ``on_message``/``on_error``.
+    """
+
+    def on_message(self, ProtocolCore core, int tag, payload):
+        if tag == _COMMAND_COMPLETE:
+            self.status = _wire.parse_command_complete(payload)
+        elif (tag == _ROW_DESC or tag == _DATA_ROW or tag == _EMPTY_QUERY
+                or tag == _COPY_DATA or tag == _COPY_DONE):
+            pass
+        elif tag == _COPY_IN:
+            _wire.write_copy_fail(core.out, "COPY FROM STDIN is not supported by execute(); "
+                                  "use copy_to_table() or copy_records_to_table()")
+        elif tag == _COPY_OUT or tag == _COPY_BOTH:
+            if self.error is None:
+                self.error = InterfaceError(
+                    "COPY TO STDOUT is not supported by execute(); use copy_from_query()")
+        else:
+            core.unexpected(tag, self)
+
+
 @cython.auto_pickle(False)
 cdef class ProtocolCore:
     """The protocol state of one connection (see ``_protocol``'s docstring)."""
@@ -422,10 +469,38 @@ cdef class ProtocolCore:
                     batch = bytearray()
                     if reader.read_copy_data_into(batch):
                         op.copy_data_arrived(batch)
+                elif type(op) is SimpleQueryOp:
+                    if self._read_simple(<SimpleQueryOp>op):
+                        continue
+                    return
             msg = reader.read_message()
             if msg is None:
                 return
             self.dispatch(msg[0][0], msg[1])
+
+    cdef bint _read_simple(self, SimpleQueryOp op) except -1:
+        # The messages of a simple Query, as dispatch() and on_message()
+        # would handle them: True after one that may have changed the
+        # queue (ReadyForQuery, or one handed to dispatch()), False when no
+        # complete message is left.
+        cdef MessageReader reader = self.reader
+        cdef char tag
+        cdef FRBuffer payload
+        while reader.next_message(&tag, &payload):
+            if tag == b"D" or tag == b"T" or tag == b"I":
+                continue
+            if tag == b"C":
+                op.status = c_parse_command_complete(payload.buf, payload.len)
+            elif tag == b"Z":
+                self.transaction_status = c_parse_ready_for_query(payload.buf, payload.len)
+                self._popleft()
+                op.finish(self)
+                return True
+            else:
+                self.dispatch(<unsigned char>tag,
+                              PyBytes_FromStringAndSize(payload.buf, payload.len))
+                return True
+        return False
 
     def _row_decode_failed(self, Operation op, exc):
         from pg_codecs import RowFormatError
@@ -594,6 +669,10 @@ cdef class StreamProtocol:
     # Waits that saw more data coming, and waits that ran out (for tests).
     cdef public Py_ssize_t spin_hits
     cdef public Py_ssize_t spin_misses
+    # The one timer of the deadlines of this connection's requests, and the
+    # loop time it is set for (see set_deadline).
+    cdef object _timer
+    cdef double _timer_when
 
     def __init__(self, ProtocolCore core, loop=None):
         self.core = core
@@ -738,6 +817,7 @@ cdef class StreamProtocol:
         else:
             # The connection is gone (its operations fail next).
             self._set_busy(False)
+            self._cancel_timer()
 
     cdef inline int _set_busy(self, bint busy) except -1:
         global _busy_streams
@@ -781,6 +861,61 @@ cdef class StreamProtocol:
         """Queue *op* (its messages are already in ``core.out``) and send."""
         self._push_and_send(op)
         return op.waiter
+
+    # -- deadlines --------------------------------------------------------------
+    cpdef set_timeout(self, Operation op, double seconds):
+        """set_deadline() *seconds* from now."""
+        self.set_deadline(op, self.loop.time() + seconds)
+
+    cpdef set_deadline(self, Operation op, double when):
+        """At the loop's time *when*, settle *op*'s waiter with asyncio.TimeoutError.
+
+        Unless the operation ends first: the task awaiting it then sees what
+        ``asyncio.wait_for()`` would raise, and abandons the request (which
+        stays queued until its ReadyForQuery). *op* must be queued already.
+
+        One loop timer serves every request of the connection: it is set
+        for the earliest deadline, and only moved to an earlier one. When it
+        fires, the requests whose deadlines have come time out and the timer
+        is set again for the next one still queued. Requests that end first
+        cost nothing more: queries back to back under the same timeout
+        re-arm it once per timeout, where a timer (or ``wait_for()``) per
+        request costs a timer handle made and cancelled per query (measured
+        on uvloop, user-space instructions per fetchval("SELECT 1+1",
+        timeout=30): 52.5k with wait_for(), 28.9k with a timer per query,
+        24.8k this way; 23.4k without a timeout).
+        """
+        op.deadline = when
+        if self._timer is None or when < self._timer_when:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = self.loop.call_at(when, self._deadline_passed)
+            self._timer_when = when
+
+    def _deadline_passed(self):
+        cdef Operation op
+        cdef double when = self._timer_when
+        cdef double next_when = 0.0
+        self._timer = None
+        for op in list(self.core.pending):
+            if op.deadline == 0.0:
+                continue
+            if op.deadline <= when:
+                op.deadline = 0.0
+                waiter = op.waiter
+                if waiter is not None and not op.abandoned and not _waiter_done(waiter):
+                    _waiter_set_exception(waiter, _TimeoutError())
+            elif next_when == 0.0 or op.deadline < next_when:
+                next_when = op.deadline
+        if next_when != 0.0 and not self.lost:
+            self._timer = self.loop.call_at(next_when, self._deadline_passed)
+            self._timer_when = next_when
+
+    cdef int _cancel_timer(self) except -1:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        return 0
 
     cpdef ExecuteOp send_bind_execute(self, str portal, str statement, encoder,
                                       args, result_formats, int32_t max_rows, query,

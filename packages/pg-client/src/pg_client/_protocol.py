@@ -45,7 +45,7 @@ from typing import Any
 # The classes every query goes through are compiled (_core.pyx) and
 # re-exported here; the rarer operations below subclass Operation.
 from . import _core, _wire
-from ._core import ExecuteManyOp, ExecuteOp, Operation, ProtocolCore
+from ._core import ExecuteManyOp, ExecuteOp, Operation, ProtocolCore, SimpleQueryOp
 from .exceptions import InterfaceError, PostgresError, ProtocolError
 
 # Backend message tags (ints), defined once in _core.
@@ -66,7 +66,7 @@ _PARAM_DESC = _core.PARAM_DESC
 _PARSE_COMPLETE = _core.PARSE_COMPLETE
 _ROW_DESC = _core.ROW_DESC
 
-__all__ = ["ExecuteManyOp", "ExecuteOp", "Operation", "ProtocolCore"]
+__all__ = ["ExecuteManyOp", "ExecuteOp", "Operation", "ProtocolCore", "SimpleQueryOp"]
 
 
 # -- the operations ------------------------------------------------------------
@@ -161,31 +161,6 @@ class StartupOp(Operation):
 
     def result(self) -> Any:
         return self.negotiated_minor
-
-
-class SimpleQueryOp(Operation):
-    """A simple Query: several statements allowed; rows are dropped.
-
-    The status of the last command is the result, as asyncpg's execute().
-    A COPY started by the query text is refused (CopyFail / drained).
-    """
-
-    __slots__ = ()
-
-    def on_message(self, core: ProtocolCore, tag: int, payload: bytes) -> None:
-        if tag == _COMMAND_COMPLETE:
-            self.status = _wire.parse_command_complete(payload)
-        elif tag in (_ROW_DESC, _DATA_ROW, _EMPTY_QUERY, _COPY_DATA, _COPY_DONE):
-            pass
-        elif tag == _COPY_IN:
-            _wire.write_copy_fail(core.out, "COPY FROM STDIN is not supported by execute(); "
-                                  "use copy_to_table() or copy_records_to_table()")
-        elif tag in (_COPY_OUT, _COPY_BOTH):
-            if self.error is None:
-                self.error = InterfaceError(
-                    "COPY TO STDOUT is not supported by execute(); use copy_from_query()")
-        else:
-            core.unexpected(tag, self)
 
 
 class PrepareOp(Operation):

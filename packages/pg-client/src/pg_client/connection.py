@@ -324,12 +324,13 @@ class Connection(metaclass=ConnectionMeta):
         """Await *op*'s result; on timeout or cancellation, abandon it."""
         waiter = op.waiter
         try:
-            if deadline is None:
-                return await waiter
-            left = deadline - self._loop.time()
-            if left <= 0:
-                raise asyncio.TimeoutError()
-            return await asyncio.wait_for(waiter, left)
+            if deadline is not None:
+                left = deadline - self._loop.time()
+                if left <= 0:
+                    raise asyncio.TimeoutError()
+                # The deadline settles the waiter with TimeoutError.
+                self._protocol.set_deadline(op, deadline)
+            return await waiter
         except (asyncio.CancelledError, asyncio.TimeoutError):
             self._abandon(op)
             raise
@@ -749,6 +750,56 @@ class Connection(metaclass=ConnectionMeta):
                     if self._query_loggers:
                         self._log_query(query, args, timeout, self._started, None)
             return reply.status or ""
+        op = self._start_simple(query, timeout)
+        if op is None:
+            return await self._simple_query(query, timeout)
+        try:
+            await op.waiter
+        except BaseException as fail:
+            self._busy = False
+            if isinstance(fail, (asyncio.CancelledError, asyncio.TimeoutError)):
+                self._abandon(op)
+            if self._query_loggers:
+                self._log_query(query, args, timeout, self._started, fail)
+            raise
+        self._busy = False
+        if self._query_loggers:
+            self._log_query(query, args, timeout, self._started, None)
+        return op.status or ""
+
+    def _start_simple(self, query: str, timeout: float | None) -> _protocol.Operation | None:
+        """execute() without arguments, when nothing needs awaiting first: send now.
+
+        The simple-protocol twin of _start_execute(): write the Query, mark
+        the connection busy, set its deadline if it has a timeout, and
+        return the operation; None sends the caller to _simple_query().
+        """
+        if (type(query) is not str or self._busy or self._closed or self._core.closed
+                or self._drain_task is not None or "\x00" in query):
+            return None
+        seconds = self._config.command_timeout if timeout is None else timeout
+        if seconds is not None and (type(seconds) is not float or not seconds > 0.0):
+            if type(seconds) is not int or seconds <= 0:
+                return None
+        self._busy = True
+        self._started = time.monotonic() if self._query_loggers else None
+        try:
+            if self._pending_closes:
+                self._write_pending_closes()
+            _wire.write_query(self._core.out, query)
+            op = _protocol.SimpleQueryOp(self._protocol.new_waiter(), query)
+            self._send(op)
+        except BaseException as exc:
+            self._busy = False
+            if self._query_loggers:
+                self._log_query(query, (), timeout, self._started, exc)
+            raise
+        if seconds is not None:
+            self._protocol.set_timeout(op, seconds)
+        return op
+
+    async def _simple_query(self, query: str, timeout: float | None) -> str:
+        """execute() without arguments, the general case (see _start_simple)."""
         self._check_query(query)
         started = time.monotonic()
         exc: BaseException | None = None
@@ -765,7 +816,7 @@ class Connection(metaclass=ConnectionMeta):
             exc = e
             raise
         finally:
-            self._log_query(query, args, timeout, started, exc)
+            self._log_query(query, (), timeout, started, exc)
 
     async def executemany(self, command: str, args: Iterable[Sequence[Any]], *,
                           timeout: float | None = None) -> None:
@@ -961,18 +1012,23 @@ class Connection(metaclass=ConnectionMeta):
         """The common case of _execute(), without a coroutine: send now, or None.
 
         When the statement is cached and nothing needs awaiting first (no
-        deadline, no reply of an abandoned request to drain), write its Bind,
-        Execute and Sync, mark the connection busy and return the operation.
-        The caller awaits ``op.waiter``, then clears ``_busy`` and logs the
-        query, or hands a failure to _execute_failed(). None: the caller uses
-        _execute(), which handles everything else (errors included).
+        reply of an abandoned request to drain), write its Bind, Execute and
+        Sync, mark the connection busy, set its deadline if it has a
+        timeout (or command_timeout), and return the operation. The caller awaits
+        ``op.waiter``, then clears ``_busy`` and logs the query, or hands a
+        failure to _execute_failed(). None: the caller uses _execute(), which
+        handles everything else (errors included).
         """
         if (type(query) is not str or self._busy or self._closed or self._core.closed
-                or timeout is not None or self._config.command_timeout is not None
                 or self._drain_task is not None):
             return None
         if record_class is not None and record_class is not self._record_class:
             return None
+        seconds = self._config.command_timeout if timeout is None else timeout
+        if seconds is not None and (type(seconds) is not float or not seconds > 0.0):
+            if type(seconds) is not int or seconds <= 0:
+                # Not a positive number: _execute() says what is wrong.
+                return None
         # _cached() inlined for the key of this case, the query text (see
         # _statement_key). A cached query text passed
         # _check_query() when it was prepared.
@@ -983,12 +1039,16 @@ class Connection(metaclass=ConnectionMeta):
         self._busy = True
         self._started = time.monotonic() if self._query_loggers else None
         try:
-            return self._send_bind_execute(stmt, args, limit, "")
+            op = self._send_bind_execute(stmt, args, limit, "")
         except BaseException as exc:
             self._busy = False
             if self._query_loggers:
                 self._log_query(query, args, timeout, self._started, exc)
             raise
+        if seconds is not None:
+            # As _wait() does: the deadline settles the waiter with TimeoutError.
+            self._protocol.set_timeout(op, seconds)
+        return op
 
     def _cached(self, key: Any) -> _Statement | None:
         """The statement cached under *key* (see _statement_key), now the most recent."""
@@ -1017,7 +1077,7 @@ class Connection(metaclass=ConnectionMeta):
                               record_class: type | None) -> Any:
         """Awaiting a _start_execute() operation raised *exc*: as _execute() would."""
         self._busy = False
-        if isinstance(exc, asyncio.CancelledError):
+        if isinstance(exc, (asyncio.CancelledError, asyncio.TimeoutError)):
             self._abandon(op)
         elif self._statement_failed(exc) and not self.is_in_transaction():
             # Prepared again once, as _execute() does.
