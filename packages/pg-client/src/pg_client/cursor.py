@@ -167,8 +167,14 @@ class CursorIterator(BaseCursor):
     def __aiter__(self) -> CursorIterator:
         return self
 
-    @guarded
     async def __anext__(self) -> Any:
+        # guarded's check, inline (no wrapper coroutine per row).
+        self._check_conn_validity("__anext__")
+        buffer = self._buffer
+        if buffer and not (self._exhausted and self._portal_name):
+            # Rows fetched earlier (the common case): what the steps below
+            # would come to, without them.
+            return buffer.popleft()
         await self._prepare(self._timeout)
         if not self._portal_name and not self._exhausted:
             self._buffer.extend(await self._bind_exec(self._prefetch, self._timeout))

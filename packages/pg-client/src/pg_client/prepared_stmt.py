@@ -8,6 +8,7 @@ connection is released to a pool.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -86,33 +87,45 @@ class PreparedStatement(ConnectionResource):
             data = await con.fetchval(query, *args)
         return json.loads(data)
 
-    async def _run(self, args: Sequence[Any], limit: int, timeout: float | None) -> Any:
+    async def _run(self, args: Sequence[Any], limit: int, timeout: float | None,
+                   name: str) -> Any:
+        # guarded's check, inline: a wrapper coroutine per call costs more
+        # than the rest of this method.
+        self._check_conn_validity(name)
         con = self._connection
         self._check_open_state()
-        async with con._operation(timeout) as deadline:
-            op = await con._bind_execute(self._state, args, limit, deadline)
-        self._last_status = op.status
-        return op
+        op = con._start_bound(self._state, args, limit, timeout)
+        if op is None:
+            async with con._operation(timeout) as deadline:
+                reply = await con._bind_execute(self._state, args, limit, deadline)
+        else:
+            try:
+                reply = await op.waiter
+            except BaseException as exc:
+                con._busy = False
+                if isinstance(exc, (asyncio.CancelledError, asyncio.TimeoutError)):
+                    con._abandon(op)
+                raise
+            con._busy = False
+        self._last_status = reply.status
+        return reply
 
     def _check_open_state(self) -> None:
         if self._state.closed:
             raise InterfaceError("the prepared statement is closed")
 
-    @guarded
     async def fetch(self, *args: Any, timeout: float | None = None) -> list[Any]:
         """Run the statement and return all rows."""
-        return (await self._run(args, 0, timeout)).rows
+        return (await self._run(args, 0, timeout, "fetch")).rows
 
-    @guarded
     async def fetchval(self, *args: Any, column: int = 0, timeout: float | None = None) -> Any:
         """Run the statement and return one value of the first row (or None)."""
-        rows = (await self._run(args, 1, timeout)).rows
+        rows = (await self._run(args, 1, timeout, "fetchval")).rows
         return rows[0][column] if rows else None
 
-    @guarded
     async def fetchrow(self, *args: Any, timeout: float | None = None) -> Any:
         """Run the statement and return its first row, or None."""
-        rows = (await self._run(args, 1, timeout)).rows
+        rows = (await self._run(args, 1, timeout, "fetchrow")).rows
         return rows[0] if rows else None
 
     @guarded

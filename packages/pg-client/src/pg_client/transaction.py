@@ -84,9 +84,10 @@ class Transaction(ConnectionResource):
         finally:
             self._managed = False
 
-    @guarded
     async def start(self) -> None:
         """Enter the transaction or savepoint block."""
+        # guarded's check, inline (no wrapper coroutine per transaction).
+        self._check_conn_validity("start")
         self._check_not_over("start")
         if self._state is TransactionState.STARTED:
             raise InterfaceError("cannot start; the transaction is already started")
