@@ -12,9 +12,11 @@ subtracted, and the rest divided by N. "raw" is the client of
 Execute, Sync of a prepared statement) and only looks for ReadyForQuery in
 what comes back: the event loop and the socket alone.
 
-Three calls are counted: ``fetchval("SELECT 1+1")`` (the raw client too),
-the same with ``timeout=30`` (a deadline per query), and
-``execute("SELECT 1+1")`` (the simple protocol).
+Besides ``fetchval("SELECT 1+1")`` (the raw client too), the calls of a
+typical application are counted the same way, pg_client against asyncpg:
+with a timeout, ``execute()`` without arguments, a prepared statement, a
+pool's acquire + query + release, a transaction, a cursor, ``executemany()``
+and ``copy_records_to_table()`` of 10 rows. ``--calls a,b`` picks some.
 
 Usage: ``python tools/rebuild.py && python tools/bench_instructions.py``
 (needs ``perf`` and the bench venv that ``tools/bench.py`` makes).
@@ -40,14 +42,48 @@ CHILD = r"""
 import asyncio, os, sys
 import uvloop
 
-async def client(mod, n, call):
-    con = await mod.connect(os.environ["BENCH_DSN"], ssl=False)
+async def client(which, n, call):
+    mod = __import__(which)
+    dsn = os.environ["BENCH_DSN"]
+    if call == "pool":
+        if which == "pg_client":
+            import pg_pool
+            pool = await pg_pool.create_pool(dsn, min_size=1, max_size=1, ssl=False)
+        else:
+            pool = await mod.create_pool(dsn, min_size=1, max_size=1, ssl=False)
+        for _ in range(n):
+            async with pool.acquire() as con:
+                await con.fetchval("SELECT 1")
+        await pool.close()
+        return
+    con = await mod.connect(dsn, ssl=False)
+    await con.execute("CREATE TEMP TABLE t (a int, b text)")
+    rows = [(i, "x") for i in range(10)]
     if call == "timeout":
         for _ in range(n):
             await con.fetchval("SELECT 1+1", timeout=30)
     elif call == "execute":
         for _ in range(n):
             await con.execute("SELECT 1+1")
+    elif call == "prepared":
+        stmt = await con.prepare("SELECT $1::int + 1")
+        for _ in range(n):
+            await stmt.fetchval(5)
+    elif call == "transaction":
+        for _ in range(n):
+            async with con.transaction():
+                await con.execute("SELECT 1")
+    elif call == "cursor":
+        for _ in range(n):
+            async with con.transaction():
+                async for _row in con.cursor("SELECT generate_series(1, 10)"):
+                    pass
+    elif call == "executemany":
+        for _ in range(n):
+            await con.executemany("INSERT INTO t VALUES ($1, $2)", rows)
+    elif call == "copy":
+        for _ in range(n):
+            await con.copy_records_to_table("t", records=rows)
     else:
         for _ in range(n):
             await con.fetchval("SELECT 1+1")
@@ -62,13 +98,20 @@ if which == "raw":
         runner.run(con.run(n))
         con.close()
 else:
-    uvloop.run(client(__import__(which), n, call))
+    uvloop.run(client(which, n, call))
 """
 
+# name: (what is counted, calls per run)
 CALLS = {
-    "fetchval": 'fetchval("SELECT 1+1")',
-    "timeout": 'fetchval("SELECT 1+1", timeout=30)',
-    "execute": 'execute("SELECT 1+1")',
+    "fetchval": ('fetchval("SELECT 1+1")', QUERIES),
+    "timeout": ('fetchval("SELECT 1+1", timeout=30)', QUERIES),
+    "execute": ('execute("SELECT 1+1")', QUERIES),
+    "prepared": ("PreparedStatement.fetchval(5)", QUERIES),
+    "pool": ('pool acquire, fetchval("SELECT 1"), release', 5_000),
+    "transaction": ('transaction() around execute("SELECT 1")', 5_000),
+    "cursor": ("a cursor over 10 rows, in a transaction", 5_000),
+    "executemany": ("executemany() of 10 rows", 5_000),
+    "copy": ("copy_records_to_table() of 10 rows", 5_000),
 }
 
 
@@ -85,6 +128,16 @@ def count(python: str, which: str, n: int, call: str, env: dict[str, str]) -> in
 
 
 def main() -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--calls", default=",".join(CALLS),
+                        help=f"comma-separated, of: {', '.join(CALLS)}")
+    opts = parser.parse_args()
+    calls = [c for c in opts.calls.split(",") if c]
+    unknown = [c for c in calls if c not in CALLS]
+    if unknown:
+        parser.error(f"unknown calls: {', '.join(unknown)}")
     if shutil.which("perf") is None:
         print("bench_instructions: needs `perf` (Debian: linux-perf)", file=sys.stderr)
         return 1
@@ -95,17 +148,24 @@ def main() -> int:
         return 1
     cluster = pgcluster.get_cluster()
     # The packages' sources, and tools/ for bench_raw.
-    path = [str(REPO / "packages" / p / "src") for p in ("pg-codecs", "pg-wire", "pg-client")]
+    path = [str(REPO / "packages" / p / "src")
+            for p in ("pg-codecs", "pg-wire", "pg-client", "pg-pool")]
     env = dict(os.environ, BENCH_DSN=cluster.dsn(), PYTHONPATH=os.pathsep.join([*path, str(TOOLS)]))
-    for call, text in CALLS.items():
-        print(f"{text}:")
+    print("user-space instructions per call, uvloop (perf stat -e instructions:u)")
+    for call in calls:
+        text, n = CALLS[call]
+        counts = {}
         for which in ("raw", "pg_client", "asyncpg"):
             if which == "raw" and call != "fetchval":
                 continue
             base = count(str(python), which, 0, call, env)
-            total = count(str(python), which, QUERIES, call, env)
-            per_query = (total - base) / QUERIES / 1000
-            print(f"  {which:10s} {per_query:6.1f}k user instructions per call")
+            counts[which] = (count(str(python), which, n, call, env) - base) / n / 1000
+        ours, theirs = counts["pg_client"], counts["asyncpg"]
+        line = f"  {text:45s} pg_client {ours:6.1f}k  asyncpg {theirs:6.1f}k"
+        line += f"  ({ours / theirs:.2f}x)"
+        if "raw" in counts:
+            line += f"  raw {counts['raw']:.1f}k"
+        print(line, flush=True)
     return 0
 
 
