@@ -62,6 +62,17 @@ _stmt_ids = itertools.count(1)
 _ANY_SERVER = frozenset({SessionAttribute.any, SessionAttribute.prefer_standby})
 
 
+def _usable_timeout(seconds: object) -> bool:
+    """A timeout the paths that send at once take: a positive int or float.
+
+    Anything else (a bool, a string, zero, NaN) goes the general way, which
+    raises the error asyncpg raises for it.
+    """
+    if type(seconds) is float:
+        return seconds > 0.0
+    return type(seconds) is int and seconds > 0
+
+
 class ConnectionMeta(type):
     """Makes pool proxies (ConnectionProxy subclasses) pass isinstance()."""
 
@@ -816,9 +827,8 @@ class Connection(metaclass=ConnectionMeta):
                 or self._drain_task is not None or "\x00" in query):
             return None
         seconds = self._config.command_timeout if timeout is None else timeout
-        if seconds is not None and (type(seconds) is not float or not seconds > 0.0):
-            if type(seconds) is not int or seconds <= 0:
-                return None
+        if seconds is not None and not _usable_timeout(seconds):
+            return None
         self._busy = True
         self._started = time.monotonic() if self._query_loggers else None
         try:
@@ -1062,10 +1072,8 @@ class Connection(metaclass=ConnectionMeta):
         if record_class is not None and record_class is not self._record_class:
             return None
         seconds = self._config.command_timeout if timeout is None else timeout
-        if seconds is not None and (type(seconds) is not float or not seconds > 0.0):
-            if type(seconds) is not int or seconds <= 0:
-                # Not a positive number: _execute() says what is wrong.
-                return None
+        if seconds is not None and not _usable_timeout(seconds):
+            return None  # _execute() says what is wrong with it
         # _cached() inlined for the key of this case, the query text (see
         # _statement_key). A cached query text passed
         # _check_query() when it was prepared.
@@ -1100,9 +1108,8 @@ class Connection(metaclass=ConnectionMeta):
         if self._busy or self._closed or self._core.closed or self._drain_task is not None:
             return None
         seconds = self._config.command_timeout if timeout is None else timeout
-        if seconds is not None and (type(seconds) is not float or not seconds > 0.0):
-            if type(seconds) is not int or seconds <= 0:
-                return None
+        if seconds is not None and not _usable_timeout(seconds):
+            return None
         self._busy = True
         try:
             op = self._send_bind_execute(stmt, args, limit, "")
