@@ -887,10 +887,8 @@ cdef class StreamProtocol:
         """
         op.deadline = when
         if self._timer is None or when < self._timer_when:
-            if self._timer is not None:
-                self._timer.cancel()
-            self._timer = self.loop.call_at(when, self._deadline_passed)
-            self._timer_when = when
+            self._cancel_timer()
+            self._arm_timer(when)
 
     def _deadline_passed(self):
         cdef Operation op
@@ -908,8 +906,12 @@ cdef class StreamProtocol:
             elif next_when == 0.0 or op.deadline < next_when:
                 next_when = op.deadline
         if next_when != 0.0 and not self.lost:
-            self._timer = self.loop.call_at(next_when, self._deadline_passed)
-            self._timer_when = next_when
+            self._arm_timer(next_when)
+
+    cdef int _arm_timer(self, double when) except -1:
+        self._timer = self.loop.call_at(when, self._deadline_passed)
+        self._timer_when = when
+        return 0
 
     cdef int _cancel_timer(self) except -1:
         if self._timer is not None:

@@ -805,9 +805,7 @@ class Connection(metaclass=ConnectionMeta):
         try:
             await op.waiter
         except BaseException as fail:
-            self._busy = False
-            if isinstance(fail, (asyncio.CancelledError, asyncio.TimeoutError)):
-                self._abandon(op)
+            self._sent_op_failed(op, fail)
             if self._query_loggers:
                 self._log_query(query, args, timeout, self._started, fail)
             raise
@@ -1146,16 +1144,24 @@ class Connection(metaclass=ConnectionMeta):
                               args: Sequence[Any], limit: int, timeout: float | None,
                               record_class: type | None) -> Any:
         """Awaiting a _start_execute() operation raised *exc*: as _execute() would."""
-        self._busy = False
-        if isinstance(exc, (asyncio.CancelledError, asyncio.TimeoutError)):
-            self._abandon(op)
-        elif self._statement_failed(exc) and not self.is_in_transaction():
+        if (not self._sent_op_failed(op, exc) and self._statement_failed(exc)
+                and not self.is_in_transaction()):
             # Prepared again once, as _execute() does.
             return await self._execute(query, args, limit, timeout,
                                        record_class=record_class, retried=True)
         if self._query_loggers:
             self._log_query(query, args, timeout, self._started, exc)
         raise exc
+
+    def _sent_op_failed(self, op: _protocol.Operation, exc: BaseException) -> bool:
+        """Awaiting *op* from a send-at-once path raised *exc*: the connection is
+        free again, and a request given up on (cancelled, timed out) is
+        abandoned as _wait() does. True when it was given up on."""
+        self._busy = False
+        if isinstance(exc, (asyncio.CancelledError, asyncio.TimeoutError)):
+            self._abandon(op)
+            return True
+        return False
 
     def _statement_failed(self, exc: BaseException) -> bool:
         """Forget what *exc* says is stale; True if the query may run again."""
@@ -1380,7 +1386,6 @@ class Connection(metaclass=ConnectionMeta):
         return stmt
 
     async def _introspect(self, oids: set[int], deadline: float | None) -> None:
-
         rows = await introspection.fetch_types(self, oids, deadline)
         self._codecs.add_types(rows)
 
@@ -1392,7 +1397,6 @@ class Connection(metaclass=ConnectionMeta):
         :param name: Server-side name; generated when None.
         :return: A :class:`~pg_client.prepared_stmt.PreparedStatement`.
         """
-
         self._check_query(query)
         async with self._operation(timeout) as deadline:
             stmt = await self._get_statement(query, deadline, record_class=record_class,
@@ -1406,7 +1410,6 @@ class Connection(metaclass=ConnectionMeta):
 
         Must be used inside a transaction.
         """
-
         self._check_open()
         return CursorFactory(self, query, None, args, prefetch, timeout, record_class)
 
@@ -1416,7 +1419,6 @@ class Connection(metaclass=ConnectionMeta):
 
         Nested transactions become savepoints.
         """
-
         self._check_open()
         return Transaction(self, isolation, readonly, deferrable)
 
@@ -1432,7 +1434,6 @@ class Connection(metaclass=ConnectionMeta):
                               encoding: str | None = None) -> str:
         """Copy a table's contents to *output* (a path, a file-like object, or a
         coroutine function receiving bytes). Returns the COPY status."""
-
         table = _copy.table_ref(table_name, schema_name)
         cols = _copy.column_list(columns)
         opts = _copy.format_options(format=format, oids=oids, delimiter=delimiter, null=null,
@@ -1448,7 +1449,6 @@ class Connection(metaclass=ConnectionMeta):
                               force_quote: bool | Sequence[str] | None = None,
                               encoding: str | None = None) -> str:
         """Copy the result of *query* to *output*. Returns the COPY status."""
-
         if args:
             query = await _copy.interpolate_args(self, query, args)
         opts = _copy.format_options(format=format, oids=oids, delimiter=delimiter, null=null,
@@ -1469,7 +1469,6 @@ class Connection(metaclass=ConnectionMeta):
                             encoding: str | None = None, where: str | None = None) -> str:
         """Copy data from *source* (a path, file-like object, async iterable of
         bytes, or a buffer) into a table. Returns the COPY status."""
-
         table = _copy.table_ref(table_name, schema_name)
         cols = _copy.column_list(columns)
         opts = _copy.format_options(format=format, oids=oids, freeze=freeze,
@@ -1494,7 +1493,6 @@ class Connection(metaclass=ConnectionMeta):
 
         *records* may be an iterable or an async iterable.
         """
-
         table = _copy.table_ref(table_name, schema_name)
         cols = _copy.column_list(columns)
         where_clause = await self._copy_where(where) if where else ""
@@ -1523,7 +1521,6 @@ class Connection(metaclass=ConnectionMeta):
         return f" WHERE {where}"
 
     async def _copy_out(self, sql: str, output: Any, timeout: float | None) -> str:
-
         sink, close_sink = await _copy.open_sink(output)
         try:
             async with self._operation(timeout) as deadline:
@@ -1582,7 +1579,6 @@ class Connection(metaclass=ConnectionMeta):
         (Protocol Flow: COPY Operations), and the error is raised as usual.
         Only for sources that can be read ahead without the caller seeing it.
         """
-
         async with self._operation(timeout) as deadline:
             ready = asyncio.Event()
             proto = self._protocol
@@ -1710,7 +1706,6 @@ class Connection(metaclass=ConnectionMeta):
         self._clear_statements()
 
     async def _type_info(self, typename: str, schema: str) -> Any:
-
         return await introspection.type_by_name(self, typename, schema)
 
     def _clear_statements(self) -> None:

@@ -8,7 +8,6 @@ connection is released to a pool.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -102,9 +101,7 @@ class PreparedStatement(ConnectionResource):
             try:
                 reply = await op.waiter
             except BaseException as exc:
-                con._busy = False
-                if isinstance(exc, (asyncio.CancelledError, asyncio.TimeoutError)):
-                    con._abandon(op)
+                con._sent_op_failed(op, exc)
                 raise
             con._busy = False
         self._last_status = reply.status
