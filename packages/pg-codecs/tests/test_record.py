@@ -12,7 +12,7 @@ import weakref
 
 import pytest
 
-from pg_codecs import CodecRegistry, DecodeError, Record, RecordDescriptor
+from pg_codecs import CodecRegistry, DecodeError, Record, RecordDescriptor, _record
 from pg_codecs import oids as o
 
 
@@ -356,14 +356,18 @@ def codecs():
 def traced_growth(fn, times=1):
     # Bytes still allocated after fn() ran `times` times (after a warm-up run
     # that fills caches) and the collector ran.
+    # The records' freelists keep a bounded amount of memory between runs:
+    # emptied before and after, so only what fn() leaks remains.
     fn()
     gc.collect()
+    _record._clear_freelists()
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
         for _ in range(times):
             fn()
         gc.collect()
+        _record._clear_freelists()
         return tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()
@@ -402,6 +406,7 @@ def test_rows_without_header_save_16_bytes_each(codecs):
 
     def traced(decoder):
         gc.collect()
+        _record._clear_freelists()  # every row a new allocation
         tracemalloc.start()
         try:
             before = tracemalloc.get_traced_memory()[0]
@@ -486,6 +491,62 @@ def test_deleting_many_rows_of_both_kinds(codecs):
 
     leaked = traced_growth(decode_and_drop, times=3)
     assert leaked < 10_000
+
+
+def test_freed_records_are_reused_correctly(codecs):
+    # Records of every size around the freelists' limit (16 values), with and
+    # without a GC header, freed and made again: each new one is whole.
+    for n in (0, 1, 2, 15, 16, 17, 30):
+        names = [f"c{i}" for i in range(n)]
+        desc = RecordDescriptor(names)
+        for round_ in range(3):
+            atomic = [desc.make_record(range(k, k + n)) for k in range(50)]
+            tracked = [desc.make_record([[k]] * n) for k in range(50)]
+            subclassed = [desc.make_record(range(n), SubRecord) for _ in range(5)]
+            for k, r in enumerate(atomic):
+                assert r == tuple(range(k, k + n)) and list(r.keys()) == names
+                assert not gc.is_tracked(r)
+            for k, r in enumerate(tracked):
+                assert r == ((([k],) * n)) and gc.is_tracked(r) == (n > 0)
+                if n:
+                    assert r[names[-1]] == [k]
+            assert all(type(r) is SubRecord and r == tuple(range(n)) for r in subclassed)
+            del atomic, tracked, subclassed
+            gc.collect()
+
+
+class SubRecord(Record):
+    pass
+
+
+def test_reused_records_do_not_count_towards_collections(codecs):
+    # CPython starts a collection after 700 new objects with a GC header.
+    # Rows holding lists come back from the freelist without counting; only
+    # the lists (beyond CPython's own list freelist) count.
+    n = 1000
+    dec = int_and_array_decoder(codecs)
+    arr = codecs.encode(o.INT4ARRAYOID, [1])
+    blob = payloads([datarow(int4(i), arr) for i in range(n)])
+    gc.disable()
+    try:
+        del dec.decode_many(blob)[:]
+        before = gc.get_count()[0]
+        rows = dec.decode_many(blob)
+        counted = gc.get_count()[0] - before
+        assert all(gc.is_tracked(r) for r in rows) and rows[-1] == (n - 1, [1])
+    finally:
+        gc.enable()
+    assert n - 100 <= counted <= n + 20  # a record and its list would be 2 * n
+
+
+def test_clearing_the_freelists(codecs):
+    desc = RecordDescriptor(["a", "b"])
+    rows = [desc.make_record((i, [i])) for i in range(100)]
+    rows += [desc.make_record((i, None)) for i in range(100)]
+    del rows
+    _record._clear_freelists()
+    _record._clear_freelists()
+    assert desc.make_record((1, [2])) == (1, [2])
 
 
 def test_rows_outlive_their_decoder_and_descriptor(codecs):

@@ -67,6 +67,19 @@ collector never looks at it. It works like this:
 * On free-threaded builds the collector's state lives inside the object, so
   there is nothing to save: every record gets the usual allocation and no
   ``tp_is_gc`` slot is installed.
+
+Freelists
+---------
+
+A freed exact Record of up to 16 values keeps its memory on a freelist (one
+per number of values, with and without a GC header; at most 2,000 records
+each), and the next record of that size and kind takes it from there, as
+CPython does for tuples and lists. Besides the allocator's work this saves
+the collector's attention: CPython starts a collection after every 700 new
+objects with a GC header, and each collection walks all the young objects,
+so a result of rows holding lists (array columns) would otherwise pay for
+a collection every few hundred rows. The next pointer of a list lives in
+the ``_desc`` slot. None on free-threaded builds.
 """
 
 cimport cython
@@ -109,12 +122,22 @@ cdef extern from *:
     #define __PGREC_SIZEOF_ADDS_HEADER_BY_TYPE (PY_VERSION_HEX >= 0x030B0000)
     #define __PGREC_GC_HEAD_SIZE ((Py_ssize_t)(2 * sizeof(uintptr_t)))
 
+    /* Freelists of exact Records (see "Freelists"): none on free-threaded
+       builds, where a global list would need a lock. */
+    #ifdef Py_GIL_DISABLED
+    #define __PGREC_FREE_MAXSIZE 0
+    #else
+    #define __PGREC_FREE_MAXSIZE 16
+    #endif
+
     #define __pgrec_type(o) ((PyObject *)Py_TYPE(o))
     #define __pgrec_set_size(o, n) Py_SET_SIZE((PyVarObject *)(o), (n))
     """
     PyObject* __pgrec_gc_new_var(PyTypeObject* tp, Py_ssize_t n) except NULL
     PyObject* __pgrec_plain_new_var(PyTypeObject* tp, Py_ssize_t n) except NULL
     bint __PGREC_HEADERLESS
+    const Py_ssize_t __PGREC_FREE_MAXSIZE
+    void _Py_NewReference(PyObject* o)
     bint __PGREC_SIZEOF_ADDS_HEADER_BY_TYPE
     Py_ssize_t __PGREC_GC_HEAD_SIZE
     PyObject* __pgrec_type(PyObject* o)
@@ -122,6 +145,7 @@ cdef extern from *:
     void __pgrec_incref "Py_INCREF"(PyObject* o)
     void __pgrec_decref "Py_DECREF"(PyObject* o)
     void PyObject_Free(void* p)
+    void PyObject_GC_Del(void* p)
 
     ctypedef int (*visitproc)(PyObject*, void*)
     ctypedef int (*traverseproc)(PyObject*, visitproc, void*)
@@ -453,6 +477,66 @@ cdef inline PyObject** _desc_slot(PyObject* o) noexcept:
     # try to release.
     return <PyObject**>(<char*>&(<Record>o)._ob_size + sizeof(Py_ssize_t))
 
+cdef enum:
+    _FREE_SLOTS = 17        # at least __PGREC_FREE_MAXSIZE + 1, per kind
+    _FREE_MAXLEN = 2000
+
+# Index: (1 if the records have a GC header else 0) * _FREE_SLOTS + size.
+cdef PyObject* _free_heads[2 * _FREE_SLOTS]
+cdef int _free_lens[2 * _FREE_SLOTS]
+
+
+cdef inline PyObject* _free_pop(int gc_head, Py_ssize_t n) noexcept:
+    # A record of the exact type Record with room for n values (and a GC
+    # header if gc_head), size n, one reference, its other fields garbage;
+    # or NULL if the freelist is empty.
+    cdef Py_ssize_t k
+    cdef PyObject* o
+    if n > __PGREC_FREE_MAXSIZE:
+        return NULL
+    k = gc_head * _FREE_SLOTS + n
+    o = _free_heads[k]
+    if o is not NULL:
+        _free_heads[k] = _desc_slot(o)[0]
+        _free_lens[k] -= 1
+        _Py_NewReference(o)
+    return o
+
+
+cdef inline bint _free_push(PyObject* o, int gc_head, Py_ssize_t n) noexcept:
+    # Keep the memory of o (an exact Record, values and descriptor released,
+    # untracked) for reuse; False if its freelist is full.
+    cdef Py_ssize_t k
+    if n > __PGREC_FREE_MAXSIZE:
+        return False
+    k = gc_head * _FREE_SLOTS + n
+    if _free_lens[k] >= _FREE_MAXLEN:
+        return False
+    _desc_slot(o)[0] = _free_heads[k]
+    _free_heads[k] = o
+    _free_lens[k] += 1
+    return True
+
+
+def _clear_freelists():
+    """Free the memory kept on the freelists of records.
+
+    For tests that measure memory: it is bounded (2,000 records per size and
+    kind), but taken from and returned to the lists as rows come and go.
+    """
+    cdef Py_ssize_t k
+    cdef PyObject* o
+    for k in range(2 * _FREE_SLOTS):
+        while _free_heads[k] is not NULL:
+            o = _free_heads[k]
+            _free_heads[k] = _desc_slot(o)[0]
+            if k >= _FREE_SLOTS:
+                PyObject_GC_Del(o)
+            else:
+                PyObject_Free(o)
+        _free_lens[k] = 0
+
+
 cdef object record_new(type cls, RecordDescriptor desc, Py_ssize_t n):
     cdef PyObject* o
     cdef PyObject* d = <PyObject*>desc
@@ -463,10 +547,14 @@ cdef object record_new(type cls, RecordDescriptor desc, Py_ssize_t n):
             # No GC header until this result's records have shown that they
             # need one: record_done() moves the values if they do.
             d = desc._twin if desc._twin is not NULL else _make_twin(desc)
-            o = __pgrec_plain_new_var(<PyTypeObject*>cls, n)
+            o = _free_pop(0, n)
+            if o is NULL:
+                o = __pgrec_plain_new_var(<PyTypeObject*>cls, n)
         else:
             # Untracked until record_done(); its empty slots are never seen.
-            o = __pgrec_gc_new_var(<PyTypeObject*>cls, n)
+            o = _free_pop(1, n)
+            if o is NULL:
+                o = __pgrec_gc_new_var(<PyTypeObject*>cls, n)
         __pgrec_incref(d)
         _desc_slot(o)[0] = d
         memset(record_items(<object>o), 0, <size_t>n * sizeof(PyObject*))
@@ -529,7 +617,9 @@ cdef object _move_to_gc_record(object rec):
     if main is NULL or Py_REFCNT(rec) != 1:
         # Never happens when the contract in _record.pxd is followed.
         raise SystemError("record_done(): the record is shared or its descriptor is gone")
-    o = __pgrec_gc_new_var(<PyTypeObject*>Record, n)
+    o = _free_pop(1, n)
+    if o is NULL:
+        o = __pgrec_gc_new_var(<PyTypeObject*>Record, n)
     __pgrec_incref(main)
     _desc_slot(o)[0] = main
     memcpy(record_items(<object>o), record_items(rec), <size_t>n * sizeof(PyObject*))
@@ -594,7 +684,8 @@ cdef int _record_is_gc(PyObject* o) noexcept:
 
 
 cdef void _record_dealloc(PyObject* o) noexcept:
-    cdef Py_ssize_t i = Py_SIZE(<object>o)
+    cdef Py_ssize_t n = Py_SIZE(<object>o)
+    cdef Py_ssize_t i = n
     cdef PyObject** items = record_items(<object>o)
     # Asked before the descriptor, which tells, is released.
     cdef bint has_gc_head = _record_is_gc(o)
@@ -606,6 +697,8 @@ cdef void _record_dealloc(PyObject* o) noexcept:
         items[i] = NULL
     Py_XDECREF(_desc_slot(o)[0])
     _desc_slot(o)[0] = NULL
+    if __pgrec_type(o) is <PyObject*>Record and _free_push(o, has_gc_head, n):
+        return
     if has_gc_head:
         (<_PgTypeSlots*>Py_TYPE(<object>o)).tp_free(o)
     else:
