@@ -499,7 +499,7 @@ def test_freed_records_are_reused_correctly(codecs):
     for n in (0, 1, 2, 15, 16, 17, 30):
         names = [f"c{i}" for i in range(n)]
         desc = RecordDescriptor(names)
-        for round_ in range(3):
+        for _ in range(3):
             atomic = [desc.make_record(range(k, k + n)) for k in range(50)]
             tracked = [desc.make_record([[k]] * n) for k in range(50)]
             subclassed = [desc.make_record(range(n), SubRecord) for _ in range(5)]
@@ -507,7 +507,7 @@ def test_freed_records_are_reused_correctly(codecs):
                 assert r == tuple(range(k, k + n)) and list(r.keys()) == names
                 assert not gc.is_tracked(r)
             for k, r in enumerate(tracked):
-                assert r == ((([k],) * n)) and gc.is_tracked(r) == (n > 0)
+                assert r == ([k],) * n and gc.is_tracked(r) == (n > 0)
                 if n:
                     assert r[names[-1]] == [k]
             assert all(type(r) is SubRecord and r == tuple(range(n)) for r in subclassed)
