@@ -520,6 +520,24 @@ def test_range_decode(oid, hexbytes, kwargs):
     assert value == Range(**kwargs)
 
 
+@pytest.mark.parametrize("flags", range(32))
+def test_decoded_range_is_what_range_makes(flags):
+    # The decoder fills Range's slots itself (no call): every combination of
+    # flags, even contradictory ones, gives what Range(...) gives.
+    lower = 7 if not flags & 0x09 else None  # 0x01 empty, 0x08 no lower bound
+    upper = 9 if not flags & 0x11 else None  # 0x10 no upper bound
+    data = bytes([flags])
+    data += b"".join(struct.pack("!ii", 4, v) for v in (lower, upper) if v is not None)
+    value = CodecRegistry().decode(o.INT4RANGEOID, data)
+    expected = Range(lower, upper, lower_inc=bool(flags & 0x02),
+                     upper_inc=bool(flags & 0x04), empty=bool(flags & 0x01))
+    assert type(value) is pg_codecs.Range
+    for slot in pg_codecs.Range.__slots__:
+        assert getattr(value, slot) == getattr(expected, slot)
+        assert type(getattr(value, slot)) is type(getattr(expected, slot))
+    assert value == expected and hash(value) == hash(expected) and repr(value) == repr(expected)
+
+
 def test_range_encode():
     reg = CodecRegistry()
     assert reg.encode(o.INT4RANGEOID, Range(1, 5)) == H("0200000004000000010000000400000005")

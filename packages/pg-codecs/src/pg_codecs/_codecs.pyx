@@ -80,7 +80,13 @@ cdef extern from *:
     /* Strict UTF-8 decoding; NULL with an exception set on bad input. */
     #define __pg_decode_utf8(p, n) PyUnicode_DecodeUTF8((p), (n), NULL)
     #define __pg_tuple_items(t) (((PyTupleObject *)(t))->ob_item)
+    /* A new instance of a Python class, as object.__new__ makes it (slots
+       unset), and a store through a slot's member descriptor. */
+    #define __pg_alloc_instance(tp) (((PyTypeObject *)(tp))->tp_alloc((PyTypeObject *)(tp), 0))
+    #define __pg_descr_set(d, obj, v) (Py_TYPE(d)->tp_descr_set((d), (obj), (v)))
     """
+    object __pg_alloc_instance(object tp)
+    int __pg_descr_set(object d, object obj, object v) except -1
     PyObject** __pg_tuple_items(object t)
     PyObject* __pg_decode_utf8(const char* p, Py_ssize_t n)
     const char* PyUnicode_AsUTF8AndSize(object s, Py_ssize_t* size) except NULL
@@ -1250,6 +1256,42 @@ cdef object _get_range_class():
     return _range_class
 
 
+# The member descriptors of Range's slots, in the order _new_range() fills
+# them; () if Range's slots are not plain member descriptors (then Range is
+# called instead).
+cdef tuple _range_slots = None
+_RANGE_SLOT_NAMES = ("_lower", "_upper", "_lower_inc", "_upper_inc", "_empty")
+
+
+cdef object _new_range(object lower, object upper, bint lower_inc, bint upper_inc,
+                       bint empty):
+    # Range(lower, upper, lower_inc=..., upper_inc=..., empty=...) without a
+    # Python-level call: a bare instance whose five slots are filled as
+    # Range.__init__ fills them (test_types checks that they agree).
+    global _range_slots
+    cls = _get_range_class()
+    if _range_slots is None:
+        import types as pytypes
+        slots = tuple(cls.__dict__.get(n) for n in _RANGE_SLOT_NAMES)
+        plain = all(type(d) is pytypes.MemberDescriptorType for d in slots)
+        _range_slots = slots if plain else ()
+    if not _range_slots:
+        return cls(lower, upper, lower_inc=lower_inc, upper_inc=upper_inc, empty=empty)
+    if empty:
+        lower = upper = None
+        lower_inc = upper_inc = False
+    else:
+        lower_inc = lower_inc and lower is not None
+        upper_inc = upper_inc and upper is not None
+    obj = __pg_alloc_instance(cls)
+    __pg_descr_set(_range_slots[0], obj, lower)
+    __pg_descr_set(_range_slots[1], obj, upper)
+    __pg_descr_set(_range_slots[2], obj, True if lower_inc else False)
+    __pg_descr_set(_range_slots[3], obj, True if upper_inc else False)
+    __pg_descr_set(_range_slots[4], obj, True if empty else False)
+    return obj
+
+
 cdef object _range_decode(Codec codec, CodecContext ctx, FRBuffer* buf):
     cdef uint8_t flags = <uint8_t>frb_read(buf, 1)[0]
     cdef Codec elem = codec.element_codec
@@ -1258,11 +1300,8 @@ cdef object _range_decode(Codec codec, CodecContext ctx, FRBuffer* buf):
         lower = _decode_value(elem, ctx, buf)
     if not (flags & (RANGE_EMPTY | RANGE_UB_INF)):
         upper = _decode_value(elem, ctx, buf)
-    return _get_range_class()(
-        lower=lower, upper=upper,
-        lower_inc=(flags & RANGE_LB_INC) != 0,
-        upper_inc=(flags & RANGE_UB_INC) != 0,
-        empty=(flags & RANGE_EMPTY) != 0)
+    return _new_range(lower, upper, (flags & RANGE_LB_INC) != 0,
+                      (flags & RANGE_UB_INC) != 0, (flags & RANGE_EMPTY) != 0)
 
 
 cdef int _range_encode(Codec codec, CodecContext ctx, WriteBuffer buf, object obj) except -1:
