@@ -255,6 +255,42 @@ def test_array_encode_errors(value, exc, match):
         CodecRegistry().encode(o.INT4ARRAYOID, value)
 
 
+def test_what_counts_as_a_sub_array():
+    # asyncpg's rule: a sized iterable that is no string, bytes or mapping.
+    class Bag:  # sized and iterable: a sub-array
+        def __init__(self, *items):
+            self.items = items
+
+        def __iter__(self):
+            return iter(self.items)
+
+        def __len__(self):
+            return len(self.items)
+
+    class OldSequence:  # __getitem__ and __len__ but no __iter__: not Iterable
+        def __getitem__(self, i):
+            return [1, 2][i]
+
+        def __len__(self):
+            return 2
+
+    class Number(int):
+        pass
+
+    reg = CodecRegistry()
+    assert reg.encode(o.INT4ARRAYOID, [Bag(1, 2), Bag(3, 4)]) == reg.encode(
+        o.INT4ARRAYOID, [[1, 2], [3, 4]])
+    assert reg.encode(o.INT4ARRAYOID, Bag(1, 2)) == reg.encode(o.INT4ARRAYOID, [1, 2])
+    assert reg.encode(o.INT4ARRAYOID, [Number(5), True, 6]) == reg.encode(
+        o.INT4ARRAYOID, [5, 1, 6])
+    with pytest.raises(ValueError, match="invalid array element at index 0"):
+        reg.encode(o.INT4ARRAYOID, [OldSequence()])
+    with pytest.raises(TypeError, match="a sized iterable container expected"):
+        reg.encode(o.INT4ARRAYOID, OldSequence())
+    with pytest.raises(ValueError, match="non-homogeneous array"):
+        reg.encode(o.INT4ARRAYOID, [[1, 2], Bag(3)])
+
+
 @pytest.mark.parametrize(
     ("hexbytes", "match"),
     [

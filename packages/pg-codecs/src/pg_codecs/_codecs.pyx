@@ -84,7 +84,12 @@ cdef extern from *:
        unset), and a store through a slot's member descriptor. */
     #define __pg_alloc_instance(tp) (((PyTypeObject *)(tp))->tp_alloc((PyTypeObject *)(tp), 0))
     #define __pg_descr_set(d, obj, v) (Py_TYPE(d)->tp_descr_set((d), (obj), (v)))
+    /* Neither __iter__ nor __getitem__: no iterable (an int, a float, a
+       Decimal, a datetime...). */
+    #define __pg_cannot_iterate(o) (Py_TYPE(o)->tp_iter == NULL && \
+        (Py_TYPE(o)->tp_as_sequence == NULL || Py_TYPE(o)->tp_as_sequence->sq_item == NULL))
     """
+    bint __pg_cannot_iterate(object o)
     object __pg_alloc_instance(object tp)
     int __pg_descr_set(object d, object obj, object v) except -1
     PyObject** __pg_tuple_items(object t)
@@ -368,7 +373,9 @@ cdef bint _is_array_like(object obj) except -1:
     # asyncpg's rule: a sized iterable that is not a string, bytes-like or a mapping.
     if PyList_CheckExact(obj) or PyTuple_CheckExact(obj):
         return True
-    if _is_trivial_container(obj) or PyDict_CheckExact(obj):
+    if __pg_cannot_iterate(obj) or _is_trivial_container(obj) or PyDict_CheckExact(obj):
+        # (The first test spares array elements the ABC checks below, which
+        # cost more than encoding an int.)
         return False
     return isinstance(obj, _Iterable) and isinstance(obj, _Sized) and not isinstance(obj, _Mapping)
 
