@@ -168,6 +168,74 @@ def test_hash_is_tuple_hash():
         hash(rec(["a"], [[1]]))
 
 
+@pytest.mark.parametrize(
+    "values",
+    [(), (-1,), (-2,), (0, -1), (None, True, 2.5, "x", b"y"), tuple(range(40)),
+     ((1, 2), frozenset({3})), (2**70, -(2**70))],
+)
+def test_hash_and_comparisons_agree_with_tuples(values):
+    r = rec([f"c{i}" for i in range(len(values))], values)
+    assert hash(r) == hash(values)
+    others = [values, (*values, 0), values[:-1], (*values[:-1], "zz"), ("zz", *values[1:])]
+    for other in others:
+        for op in ("==", "!=", "<", "<=", ">", ">="):
+            assert _compare(r, other, op) == _compare(values, other, op), (op, other)
+            assert _compare(other, r, op) == _compare(other, values, op), (op, other)
+
+
+def _compare(a, b, op):
+    try:
+        return {"==": a == b, "!=": a != b}[op] if op in ("==", "!=") else {
+            "<": lambda: a < b, "<=": lambda: a <= b,
+            ">": lambda: a > b, ">=": lambda: a >= b}[op]()
+    except TypeError:
+        return TypeError
+
+
+def test_comparison_details_of_tuples():
+    nan = float("nan")
+    r = rec(["a", "b"], [nan, 1])
+    assert r == (nan, 1)  # the same object: equal without asking it, as in tuples
+    assert r != (float("nan"), 1)
+    with pytest.raises(TypeError):
+        assert rec(["a"], ["x"]) < (1,)
+    assert rec(["a"], ["x"]) != (1,)
+
+    class Tup(tuple):
+        pass
+
+    assert rec(["a", "b"], [1, 2]) == Tup((1, 2)) and rec(["a"], [1]) < Tup((1, 2))
+
+    class Angry:
+        def __eq__(self, other):
+            raise RuntimeError("no")
+
+    with pytest.raises(RuntimeError, match="no"):
+        assert rec(["a"], [Angry()]) == (1,)
+
+
+def test_iterators():
+    r = rec(["a", "b", "c"], [1, "x", None])
+    it = iter(r)
+    assert it.__length_hint__() == 3
+    assert next(it) == 1 and it.__next__() == "x" and list(it) == [None]
+    assert list(it) == [] and it.__length_hint__() == 0
+    with pytest.raises(StopIteration):
+        next(it)
+    with pytest.raises(StopIteration):
+        it.__next__()
+    items = r.items()
+    assert next(items) == ("a", 1) and items.__next__() == ("b", "x")
+    assert list(items) == [("c", None)] and list(items) == []
+    with pytest.raises(StopIteration):
+        items.__next__()
+    a, b, c = r
+    assert (a, b, c) == (1, "x", None) and tuple(r) == (1, "x", None)
+    assert list(r.values()) == [1, "x", None] and dict(r) == {"a": 1, "b": "x", "c": None}
+    with pytest.raises(ValueError):
+        a, b = r
+
+
 # -- repr ---------------------------------------------------------------------------------
 
 

@@ -84,7 +84,10 @@ the ``_desc`` slot. None on free-threaded builds.
 
 cimport cython
 from cpython.number cimport PyIndex_Check, PyNumber_AsSsize_t
-from cpython.object cimport PyObject, PyTypeObject, Py_TYPE, PyObject_Hash
+from cpython.object cimport (
+    Py_EQ, Py_GT, Py_LE, Py_LT, Py_NE, PyObject, PyObject_Hash, PyObject_RichCompare,
+    PyObject_RichCompareBool, PyTypeObject, Py_TYPE,
+)
 from cpython.ref cimport Py_DECREF, Py_INCREF, Py_REFCNT, Py_XDECREF
 from cpython.slice cimport PySlice_Check, PySlice_GetIndicesEx
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM, PyTuple_CheckExact
@@ -130,8 +133,42 @@ cdef extern from *:
     #define __PGREC_FREE_MAXSIZE 16
     #endif
 
+    /* The hash of a tuple of these n values, as CPython computes it since
+       3.8 (an xxHash-style mix of the values' hashes): a Record hashes like
+       the tuple it equals, without building that tuple. _check_hash()
+       compares it with tuple hashes at import; if they ever differ, the
+       record builds the tuple instead. */
+    static Py_hash_t __pgrec_hash_items(PyObject **items, Py_ssize_t n) {
+    #if SIZEOF_PY_UHASH_T > 4
+        const Py_uhash_t m1 = 11400714785074694791ULL;
+        const Py_uhash_t m2 = 14029467366897019727ULL;
+        const Py_uhash_t m5 = 2870177450012600261ULL;
+        #define __PGREC_ROTATE(x) (((x) << 31) | ((x) >> 33))
+    #else
+        const Py_uhash_t m1 = 2654435761UL;
+        const Py_uhash_t m2 = 2246822519UL;
+        const Py_uhash_t m5 = 374761393UL;
+        #define __PGREC_ROTATE(x) (((x) << 13) | ((x) >> 19))
+    #endif
+        Py_uhash_t acc = m5;
+        Py_ssize_t i;
+        for (i = 0; i < n; i++) {
+            Py_hash_t h = PyObject_Hash(items[i]);
+            if (h == -1)
+                return -1;
+            acc += (Py_uhash_t)h * m2;
+            acc = __PGREC_ROTATE(acc);
+            acc *= m1;
+        }
+        acc += (Py_uhash_t)n ^ (m5 ^ 3527539UL);
+        if (acc == (Py_uhash_t)-1)
+            return 1546275796;
+        return (Py_hash_t)acc;
+    }
+
     #define __pgrec_type(o) ((PyObject *)Py_TYPE(o))
     #define __pgrec_set_size(o, n) Py_SET_SIZE((PyVarObject *)(o), (n))
+    #define __pgrec_tuple_items(t) (((PyTupleObject *)(t))->ob_item)
     """
     PyObject* __pgrec_gc_new_var(PyTypeObject* tp, Py_ssize_t n) except NULL
     PyObject* __pgrec_plain_new_var(PyTypeObject* tp, Py_ssize_t n) except NULL
@@ -141,7 +178,9 @@ cdef extern from *:
     bint __PGREC_SIZEOF_ADDS_HEADER_BY_TYPE
     Py_ssize_t __PGREC_GC_HEAD_SIZE
     PyObject* __pgrec_type(PyObject* o)
+    Py_hash_t __pgrec_hash_items(PyObject** items, Py_ssize_t n) except -1
     void __pgrec_set_size(PyObject* o, Py_ssize_t n)
+    PyObject** __pgrec_tuple_items(object t)
     void __pgrec_incref "Py_INCREF"(PyObject* o)
     void __pgrec_decref "Py_DECREF"(PyObject* o)
     void PyObject_Free(void* p)
@@ -153,6 +192,7 @@ cdef extern from *:
     ctypedef int (*inquiry)(PyObject*)
     ctypedef void (*freefunc)(void*)
     ctypedef PyObject* (*allocfunc)(PyTypeObject*, Py_ssize_t) except NULL
+    ctypedef PyObject* (*iternextfunc)(PyObject*)
 
     ctypedef struct _PgTypeSlots "PyTypeObject":
         Py_ssize_t tp_basicsize
@@ -163,6 +203,7 @@ cdef extern from *:
         freefunc tp_free
         allocfunc tp_alloc
         inquiry tp_is_gc
+        iternextfunc tp_iternext
 
     bint PyObject_IS_GC(object o)
     bint PyObject_GC_IsTracked(object o)
@@ -309,42 +350,38 @@ cdef class Record:
 
     def values(self):
         """Return an iterator over the values."""
-        return RecordIterator.__new__(RecordIterator, self)
+        return _values_iter(self)
 
     def items(self):
         """Return an iterator over ``(name, value)`` pairs."""
-        return RecordItemsIterator.__new__(RecordItemsIterator, self)
+        return _items_iter(self)
 
     def __iter__(self):
-        return RecordIterator.__new__(RecordIterator, self)
+        return _values_iter(self)
 
     def __contains__(self, key):
         # asyncpg looks at the column names, not at the values.
         return key in self._desc.names
 
     def __hash__(self):
+        if _hash_like_tuples:
+            return __pgrec_hash_items(record_items(self), Py_SIZE(self))
         return PyObject_Hash(_as_tuple(self))
 
     def __richcmp__(self, other, int op):
-        cdef tuple mine
+        # As tuples compare: the first pair of values that differ decides,
+        # else the lengths do.
+        cdef PyObject** theirs
+        cdef Py_ssize_t their_len
         if isinstance(other, Record):
-            theirs = _as_tuple(<Record>other)
+            theirs = record_items(other)
+            their_len = Py_SIZE(other)
         elif isinstance(other, tuple):
-            theirs = other
+            theirs = __pgrec_tuple_items(other)
+            their_len = len(<tuple>other)
         else:
             return NotImplemented
-        mine = _as_tuple(self)
-        if op == 0:
-            return mine < theirs
-        if op == 1:
-            return mine <= theirs
-        if op == 2:
-            return mine == theirs
-        if op == 3:
-            return mine != theirs
-        if op == 4:
-            return mine > theirs
-        return mine >= theirs
+        return _compare_values(record_items(self), Py_SIZE(self), theirs, their_len, op)
 
     def __sizeof__(self):
         cdef Py_ssize_t size = ((<_PgTypeSlots*>Py_TYPE(self)).tp_basicsize
@@ -390,6 +427,33 @@ cdef Py_ssize_t _position(Record rec, object key) except -2:
     return i
 
 
+cdef object _compare_values(PyObject** mine, Py_ssize_t n, PyObject** theirs,
+                            Py_ssize_t m, int op):
+    cdef Py_ssize_t i = 0
+    while i < n and i < m:
+        if mine[i] is not theirs[i] and not PyObject_RichCompareBool(
+                <object>mine[i], <object>theirs[i], Py_EQ):
+            break
+        i += 1
+    if i < n and i < m:
+        if op == Py_EQ:
+            return False
+        if op == Py_NE:
+            return True
+        return PyObject_RichCompare(<object>mine[i], <object>theirs[i], op)
+    if op == Py_LT:
+        return n < m
+    if op == Py_LE:
+        return n <= m
+    if op == Py_EQ:
+        return n == m
+    if op == Py_NE:
+        return n != m
+    if op == Py_GT:
+        return n > m
+    return n >= m
+
+
 cdef tuple _as_tuple(Record rec):
     cdef Py_ssize_t i, n = Py_SIZE(rec)
     cdef PyObject** items = record_items(rec)
@@ -409,28 +473,45 @@ cdef class RecordIterator:
     cdef Record _rec
     cdef Py_ssize_t _pos
 
-    def __cinit__(self, Record rec):
-        self._rec = rec
-        self._pos = 0
-
     def __iter__(self):
         return self
 
     def __next__(self):
-        cdef Record rec = self._rec
-        if rec is None:
+        cdef PyObject* value = _values_next(<PyObject*>self)
+        if value is NULL:
             raise StopIteration
-        if self._pos < Py_SIZE(rec):
-            value = <object>record_items(rec)[self._pos]
-            self._pos += 1
-            return value
-        self._rec = None
-        raise StopIteration
+        result = <object>value
+        Py_DECREF(result)   # <object>value took a second reference
+        return result
 
     def __length_hint__(self):
         if self._rec is None:
             return 0
         return Py_SIZE(self._rec) - self._pos
+
+
+cdef RecordIterator _values_iter(Record rec):
+    cdef RecordIterator it = RecordIterator.__new__(RecordIterator)
+    it._rec = rec
+    return it
+
+
+cdef PyObject* _values_next(PyObject* o) noexcept:
+    # RecordIterator's tp_iternext: the end is NULL without an exception,
+    # as CPython's own iterators say it (raising StopIteration costs more
+    # than the rest of a step). __next__ stays for Python callers.
+    cdef RecordIterator it = <RecordIterator>o
+    cdef Record rec = it._rec
+    cdef PyObject* value
+    if rec is None:
+        return NULL
+    if it._pos < Py_SIZE(rec):
+        value = record_items(rec)[it._pos]
+        it._pos += 1
+        Py_INCREF(<object>value)
+        return value
+    it._rec = None
+    return NULL
 
 
 @cython.final
@@ -441,26 +522,16 @@ cdef class RecordItemsIterator:
     cdef Record _rec
     cdef Py_ssize_t _pos
 
-    def __cinit__(self, Record rec):
-        self._rec = rec
-        self._pos = 0
-
     def __iter__(self):
         return self
 
     def __next__(self):
-        cdef Record rec = self._rec
-        cdef tuple names
-        if rec is None:
+        cdef PyObject* pair = _items_next(<PyObject*>self)
+        if pair is NULL:
             raise StopIteration
-        names = rec._desc.names
-        if self._pos < Py_SIZE(rec) and self._pos < len(names):
-            value = <object>record_items(rec)[self._pos]
-            name = names[self._pos]
-            self._pos += 1
-            return (name, value)
-        self._rec = None
-        raise StopIteration
+        result = <object>pair
+        Py_DECREF(result)   # <object>pair took a second reference
+        return result
 
     def __length_hint__(self):
         if self._rec is None:
@@ -760,5 +831,55 @@ cdef int _check_layout() except -1:
     return 0
 
 
+cdef bint _hash_like_tuples = False
+
+
+cdef int _check_hash() except -1:
+    # Whether __pgrec_hash_items() gives what hash(tuple) gives here.
+    global _hash_like_tuples
+    cdef RecordDescriptor desc
+    samples = [(), (0,), (-1,), (-2, -1), (1, "x", None, 2.5, (3, "y")), ("a",) * 17,
+               (2**64, -(2**63), True, b"z", frozenset([1]))]
+    for values in samples:
+        desc = RecordDescriptor([str(i) for i in range(len(values))])
+        rec = record_new(Record, desc, len(values))
+        for i in range(len(values)):
+            record_set_item(rec, i, values[i])
+        rec = record_done(rec)
+        if __pgrec_hash_items(record_items(rec), Py_SIZE(rec)) != hash(values):
+            _hash_like_tuples = False
+            return 0
+    _hash_like_tuples = True
+    return 0
+
+
+cdef RecordItemsIterator _items_iter(Record rec):
+    cdef RecordItemsIterator it = RecordItemsIterator.__new__(RecordItemsIterator)
+    it._rec = rec
+    return it
+
+
+cdef PyObject* _items_next(PyObject* o) noexcept:
+    # RecordItemsIterator's tp_iternext (see _values_next); a new
+    # reference to the next (name, value) pair, or NULL at the end.
+    cdef RecordItemsIterator it = <RecordItemsIterator>o
+    cdef Record rec = it._rec
+    cdef tuple names
+    cdef tuple pair
+    if rec is None:
+        return NULL
+    names = rec._desc.names
+    if it._pos < Py_SIZE(rec) and it._pos < len(names):
+        pair = (names[it._pos], <object>record_items(rec)[it._pos])
+        it._pos += 1
+        Py_INCREF(pair)
+        return <PyObject*>pair
+    it._rec = None
+    return NULL
+
+
 _make_var_sized()
 _check_layout()
+_check_hash()
+(<_PgTypeSlots*>RecordIterator).tp_iternext = _values_next
+(<_PgTypeSlots*>RecordItemsIterator).tp_iternext = _items_next
