@@ -539,6 +539,31 @@ cdef class RecordItemsIterator:
         return Py_SIZE(self._rec) - self._pos
 
 
+cdef RecordItemsIterator _items_iter(Record rec):
+    cdef RecordItemsIterator it = RecordItemsIterator.__new__(RecordItemsIterator)
+    it._rec = rec
+    return it
+
+
+cdef PyObject* _items_next(PyObject* o) noexcept:
+    # RecordItemsIterator's tp_iternext (see _values_next); a new
+    # reference to the next (name, value) pair, or NULL at the end.
+    cdef RecordItemsIterator it = <RecordItemsIterator>o
+    cdef Record rec = it._rec
+    cdef tuple names
+    cdef tuple pair
+    if rec is None:
+        return NULL
+    names = rec._desc.names
+    if it._pos < Py_SIZE(rec) and it._pos < len(names):
+        pair = (names[it._pos], <object>record_items(rec)[it._pos])
+        it._pos += 1
+        Py_INCREF(pair)
+        return <PyObject*>pair
+    it._rec = None
+    return NULL
+
+
 # -- C-level construction (see _record.pxd) --------------------------------------
 
 cdef inline PyObject** _desc_slot(PyObject* o) noexcept:
@@ -851,31 +876,6 @@ cdef int _check_hash() except -1:
             return 0
     _hash_like_tuples = True
     return 0
-
-
-cdef RecordItemsIterator _items_iter(Record rec):
-    cdef RecordItemsIterator it = RecordItemsIterator.__new__(RecordItemsIterator)
-    it._rec = rec
-    return it
-
-
-cdef PyObject* _items_next(PyObject* o) noexcept:
-    # RecordItemsIterator's tp_iternext (see _values_next); a new
-    # reference to the next (name, value) pair, or NULL at the end.
-    cdef RecordItemsIterator it = <RecordItemsIterator>o
-    cdef Record rec = it._rec
-    cdef tuple names
-    cdef tuple pair
-    if rec is None:
-        return NULL
-    names = rec._desc.names
-    if it._pos < Py_SIZE(rec) and it._pos < len(names):
-        pair = (names[it._pos], <object>record_items(rec)[it._pos])
-        it._pos += 1
-        Py_INCREF(pair)
-        return <PyObject*>pair
-    it._rec = None
-    return NULL
 
 
 _make_var_sized()
