@@ -3,6 +3,7 @@ and the text-format types (pg_codecs._misc)."""
 
 from __future__ import annotations
 
+import gc
 import pickle
 import random
 import struct
@@ -12,7 +13,9 @@ import weakref
 
 import pytest
 
+import pg_codecs
 from pg_codecs import _misc
+from pg_codecs import oids as o
 from pg_codecs.errors import DecodeError
 from pg_codecs.types import BitString
 
@@ -58,6 +61,25 @@ def test_uuid_decoded_object_behaves() -> None:
         got.int = 5  # type: ignore[attr-defined]
     assert dec("uuid", bytes(16)) == uuid.UUID(int=0)
     assert dec("uuid", b"\xff" * 16) == uuid.UUID(int=2**128 - 1)
+
+
+def test_decoded_uuids_stay_out_of_the_collector() -> None:
+    # A decoded UUID holds an int and an enum member and refuses assignment:
+    # untracked, like a tuple of atomic values, and so are rows of them.
+    got = dec("uuid", U_BYTES)
+    assert not gc.is_tracked(got) and gc.is_tracked(U)
+    reg = pg_codecs.CodecRegistry()
+    dec_row = reg.plan_row_decoder([o.UUIDOID, o.INT4OID], ["id", "n"], pg_codecs.Record)
+    row = dec_row.decode(struct.pack("!hi", 2, 16) + U_BYTES + struct.pack("!ii", 4, 7))
+    assert row == (U, 7) and not gc.is_tracked(row)
+    # A weak reference to one, and a cycle through the weakref's callback,
+    # still work and are collected.
+    ref = weakref.ref(got, lambda r: None)
+    holder = [got, ref]
+    holder.append(holder)
+    del holder, ref
+    gc.collect()
+    assert got == U
 
 
 @pytest.mark.parametrize(

@@ -104,6 +104,11 @@ cdef extern from *:
         *(PyObject**)((char*)obj + off_int) = value;
         Py_INCREF(safe);
         *(PyObject**)((char*)obj + off_safe) = safe;
+        /* Its two slots hold an int and an enum member and UUIDs refuse
+           assignment: it can't be part of a reference cycle, so, like a
+           tuple of atomic values, it needn't be tracked by the collector
+           (nor make the record holding it tracked). */
+        PyObject_GC_UnTrack(obj);
         return obj;
     }
 

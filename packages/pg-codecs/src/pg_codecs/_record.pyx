@@ -83,6 +83,7 @@ the ``_desc`` slot. None on free-threaded builds.
 """
 
 cimport cython
+from cpython.dict cimport PyDict_Check
 from cpython.number cimport PyIndex_Check, PyNumber_AsSsize_t
 from cpython.object cimport (
     Py_EQ, Py_GT, Py_LE, Py_LT, Py_NE, PyObject, PyObject_Hash, PyObject_RichCompare,
@@ -90,7 +91,7 @@ from cpython.object cimport (
 )
 from cpython.ref cimport Py_DECREF, Py_INCREF, Py_REFCNT, Py_XDECREF
 from cpython.slice cimport PySlice_Check, PySlice_GetIndicesEx
-from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM, PyTuple_CheckExact
+from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 from libc.string cimport memcpy, memset
 
 
@@ -733,11 +734,12 @@ cdef bint values_need_gc(PyObject** items, Py_ssize_t n) noexcept:
     for i in range(n):
         v = items[i]
         if v is not NULL and PyObject_IS_GC(<object>v):
-            # Same rule as CPython's tuples: an untracked tuple or record can
-            # never become part of a cycle (they are immutable and hold only
-            # such values); anything else GC-capable might.
-            if ((PyTuple_CheckExact(<object>v) or isinstance(<object>v, Record))
-                    and not PyObject_GC_IsTracked(<object>v)):
+            # An untracked object is one its type (or CPython, for a tuple
+            # of atomic values) knows can never be part of a cycle: an
+            # immutable record or tuple of such values, a decoded uuid.UUID.
+            # Except a dict: CPython starts tracking one once it holds a
+            # container. Anything else GC-capable might be in a cycle.
+            if not PyObject_GC_IsTracked(<object>v) and not PyDict_Check(<object>v):
                 continue
             return True
     return False
