@@ -90,6 +90,7 @@ from cpython.object cimport (
     PyObject_RichCompareBool, PyTypeObject, Py_TYPE,
 )
 from cpython.ref cimport Py_DECREF, Py_INCREF, Py_REFCNT, Py_XDECREF
+from cpython.sequence cimport PySequence_Fast_ITEMS
 from cpython.slice cimport PySlice_Check, PySlice_GetIndicesEx
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 from libc.string cimport memcpy, memset
@@ -169,7 +170,6 @@ cdef extern from *:
 
     #define __pgrec_type(o) ((PyObject *)Py_TYPE(o))
     #define __pgrec_set_size(o, n) Py_SET_SIZE((PyVarObject *)(o), (n))
-    #define __pgrec_tuple_items(t) (((PyTupleObject *)(t))->ob_item)
     """
     PyObject* __pgrec_gc_new_var(PyTypeObject* tp, Py_ssize_t n) except NULL
     PyObject* __pgrec_plain_new_var(PyTypeObject* tp, Py_ssize_t n) except NULL
@@ -181,7 +181,6 @@ cdef extern from *:
     PyObject* __pgrec_type(PyObject* o)
     Py_hash_t __pgrec_hash_items(PyObject** items, Py_ssize_t n) except -1
     void __pgrec_set_size(PyObject* o, Py_ssize_t n)
-    PyObject** __pgrec_tuple_items(object t)
     void __pgrec_incref "Py_INCREF"(PyObject* o)
     void __pgrec_decref "Py_DECREF"(PyObject* o)
     void PyObject_Free(void* p)
@@ -378,7 +377,7 @@ cdef class Record:
             theirs = record_items(other)
             their_len = Py_SIZE(other)
         elif isinstance(other, tuple):
-            theirs = __pgrec_tuple_items(other)
+            theirs = PySequence_Fast_ITEMS(other)
             their_len = len(<tuple>other)
         else:
             return NotImplemented
@@ -478,17 +477,22 @@ cdef class RecordIterator:
         return self
 
     def __next__(self):
-        cdef PyObject* value = _values_next(<PyObject*>self)
-        if value is NULL:
-            raise StopIteration
-        result = <object>value
-        Py_DECREF(result)   # <object>value took a second reference
-        return result
+        return _stop_at_null(_values_next(<PyObject*>self))
 
     def __length_hint__(self):
         if self._rec is None:
             return 0
         return Py_SIZE(self._rec) - self._pos
+
+
+cdef object _stop_at_null(PyObject* next_value):
+    # __next__ of the two iterators, for Python callers: their C-level
+    # tp_iternext's new reference, or StopIteration at its NULL.
+    if next_value is NULL:
+        raise StopIteration
+    result = <object>next_value
+    Py_DECREF(result)   # <object>next_value took a second reference
+    return result
 
 
 cdef RecordIterator _values_iter(Record rec):
@@ -527,12 +531,7 @@ cdef class RecordItemsIterator:
         return self
 
     def __next__(self):
-        cdef PyObject* pair = _items_next(<PyObject*>self)
-        if pair is NULL:
-            raise StopIteration
-        result = <object>pair
-        Py_DECREF(result)   # <object>pair took a second reference
-        return result
+        return _stop_at_null(_items_next(<PyObject*>self))
 
     def __length_hint__(self):
         if self._rec is None:
@@ -864,18 +863,12 @@ cdef bint _hash_like_tuples = False
 cdef int _check_hash() except -1:
     # Whether __pgrec_hash_items() gives what hash(tuple) gives here.
     global _hash_like_tuples
-    cdef RecordDescriptor desc
     samples = [(), (0,), (-1,), (-2, -1), (1, "x", None, 2.5, (3, "y")), ("a",) * 17,
                (2**64, -(2**63), True, b"z", frozenset([1]))]
     for values in samples:
-        desc = RecordDescriptor([str(i) for i in range(len(values))])
-        rec = record_new(Record, desc, len(values))
-        for i in range(len(values)):
-            record_set_item(rec, i, values[i])
-        rec = record_done(rec)
+        rec = RecordDescriptor([str(i) for i in range(len(values))]).make_record(values)
         if __pgrec_hash_items(record_items(rec), Py_SIZE(rec)) != hash(values):
-            _hash_like_tuples = False
-            return 0
+            return 0    # _hash_like_tuples stays False
     _hash_like_tuples = True
     return 0
 
