@@ -347,6 +347,83 @@ async def test_copy_records_where(pgc: pg_client.Connection) -> None:
     assert await pgc.fetchval(f"SELECT array_agg(a ORDER BY a) FROM {table}") == [15, 16, 18, 19]
 
 
+async def test_copy_records_columns_any_sequence_and_many_targets(
+    pgc: pg_client.Connection,
+) -> None:
+    """The COPY statements are kept per target (table, schema, columns, where):
+    every combination gets its own, more targets than are kept still work,
+    and columns may be any iterable of names."""
+    tables = [await _table(pgc, "a int, b text, c int DEFAULT 7") for _ in range(3)]
+    for round_ in range(2):
+        for i, table in enumerate(tables):
+            await pgc.copy_records_to_table(table, records=[(i, "x", round_)])
+            await pgc.copy_records_to_table(table, records=[("y", i)], columns=("b", "a"))
+            await pgc.copy_records_to_table(table, records=[(i,)], columns=iter(["a"]))
+    for i, table in enumerate(tables):
+        rows = await pgc.fetch(f"SELECT a, b, c FROM {table} ORDER BY b NULLS FIRST, c")
+        assert [tuple(r) for r in rows] == [
+            (i, None, 7), (i, None, 7), (i, "x", 0), (i, "x", 1), (i, "y", 7), (i, "y", 7)]
+    # More targets than the connection keeps statements for.
+    table = tables[0]
+    for n in range(40):
+        cols = ["a", "b", "c"][: 1 + n % 3]
+        cols = cols if n % 2 else cols[::-1]
+        await pgc.copy_records_to_table(
+            table, records=[tuple(str(n) if c == "b" else n for c in cols)], columns=cols)
+    assert await pgc.fetchval(f"SELECT count(*) FROM {table} WHERE a >= 0") == 46
+    with pytest.raises(TypeError, match="sequence of column names"):
+        await pgc.copy_records_to_table(table, records=[(1,)], columns="a")
+    with pytest.raises(TypeError, match="identifier must be a str"):
+        await pgc.copy_records_to_table(table, records=[(1,)], columns=[["a"]])
+    with pytest.raises(TypeError, match="identifier must be a str"):
+        await pgc.copy_records_to_table(table, records=[(1,)], columns=[1])
+    await _assert_usable(pgc)
+
+
+class _WriteLog:
+    """A transport that records what the connection writes, then passes it on."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.writes: list[bytes] = []
+
+    def write(self, data: Any) -> None:
+        self.writes.append(bytes(data))
+        self.inner.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+@pytest.mark.parametrize("count", [1, 200, 50_000])
+async def test_copy_records_query_goes_out_with_the_data(
+    pgc: pg_client.Connection, count: int
+) -> None:
+    """copy_records_to_table of a list: the Query leaves in the same write as
+    the first records, and a COPY that fits one chunk is a single write
+    (Query, CopyData, CopyDone): no separate packet for either end."""
+    table = await _table(pgc, "a int, b text")
+    records = [(i, "v") for i in range(count)]
+    await pgc.copy_records_to_table(table, records=records[:1])  # the columns' statement
+    proto = pgc._protocol
+    log = _WriteLog(proto.transport)
+    proto.transport = log
+    try:
+        status = await pgc.copy_records_to_table(table, records=records)
+    finally:
+        proto.transport = log.inner
+    assert status == f"COPY {count}"
+    first = log.writes[0]
+    assert first[:1] == b"Q" and b"d" in first[5:] and b"PGCOPY\n" in first
+    copy_done = b"c\x00\x00\x00\x04"
+    if count <= 200:
+        assert len(log.writes) == 1 and first.endswith(copy_done)
+    else:
+        assert len(log.writes) > 1 and log.writes[-1].endswith(copy_done)
+    assert await pgc.fetchval(f"SELECT count(*) FROM {table}") == count + 1
+    await _assert_usable(pgc)
+
+
 async def test_copy_records_bad_value_is_refused_and_usable(pgc: pg_client.Connection) -> None:
     table = await _table(pgc, "a int, b text")
     with pytest.raises((exc.DataError, TypeError, ValueError)):

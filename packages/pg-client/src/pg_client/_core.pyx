@@ -851,15 +851,28 @@ cdef class StreamProtocol:
     cdef int _push_and_send(self, Operation op) except -1:
         # Queue *op* (a request is in flight: counted for the wait in
         # _received) and write what core.out holds.
+        self._queue(op)
+        self._send_out()
+        return 0
+
+    cdef inline int _queue(self, Operation op) except -1:
         self.core.push(op)
         if not self.eager:
             self._set_busy(True)
-        self._send_out()
         return 0
 
     cpdef send(self, Operation op):
         """Queue *op* (its messages are already in ``core.out``) and send."""
         self._push_and_send(op)
+        return op.waiter
+
+    cpdef queue(self, Operation op):
+        """Queue *op* as send() does, but leave its messages in ``core.out``.
+
+        For a request whose next messages are ready at once (a COPY's first
+        data): they go out together at the caller's flush(), in one write.
+        """
+        self._queue(op)
         return op.waiter
 
     # -- deadlines --------------------------------------------------------------

@@ -53,6 +53,8 @@ __all__ = ("Connection", "ConnectionProxy", "LoggedQuery", "connect")
 # Bounded time for a cancelled request to finish after its CancelRequest
 # before the connection is given up on (closed).
 _CANCEL_BUDGET = 5.0
+# copy_records_to_table statements kept per connection (see _copy_records_sql).
+_COPY_SQL_CACHE_SIZE = 32
 
 _stmt_ids = itertools.count(1)
 
@@ -228,7 +230,7 @@ class Connection(metaclass=ConnectionMeta):
         "_cancel_info", "_record_class", "_introspected", "_source_traceback",
         "__weakref__", "_settings", "_ssl_in_use", "_protocol_minor", "_reset_query",
         "_holder", "_generation", "_proxy", "_user_closed", "_on_cache_drop", "_query_count",
-        "_started",
+        "_started", "_copy_sql",
     )
 
     def __init__(
@@ -277,6 +279,7 @@ class Connection(metaclass=ConnectionMeta):
         self._user_closed = False
         self._on_cache_drop: Callable[[str], None] | None = None
         self._query_count = 0
+        self._copy_sql: dict[Any, tuple[str, str]] = {}
         self._source_traceback = None
         if loop.get_debug():
             import traceback
@@ -1476,7 +1479,7 @@ class Connection(metaclass=ConnectionMeta):
                                     escape=escape, force_quote=force_quote,
                                     force_not_null=force_not_null, force_null=force_null,
                                     encoding=encoding)
-        where_clause = await self._copy_where(where)
+        where_clause = self._copy_where(where)
         sql = f"COPY {table}{cols} FROM STDIN {opts}{where_clause}"
         chunks, close_source, private = await _copy.open_source(source)
         try:
@@ -1493,17 +1496,16 @@ class Connection(metaclass=ConnectionMeta):
 
         *records* may be an iterable or an async iterable.
         """
-        table = _copy.table_ref(table_name, schema_name)
-        cols = _copy.column_list(columns)
-        where_clause = await self._copy_where(where) if where else ""
-        col_sql = ", ".join(_quote_ident(c) for c in columns) if columns else "*"
-        intro = f"SELECT {col_sql} FROM {table} LIMIT 0"
-        async with self._operation(timeout) as deadline:
-            stmt = await self._get_statement(intro, deadline)
+        intro, sql = self._copy_records_sql(table_name, schema_name, columns, where)
+        # A cached introduction needs no operation of its own: _copy_in's
+        # checks that the connection is open and free.
+        stmt = self._cached(intro) if self._stmt_cache_size > 0 else None
+        if stmt is None:
+            async with self._operation(timeout) as deadline:
+                stmt = await self._get_statement(intro, deadline)
         encoder = stmt.copy_encoder
         if encoder is None:
             encoder = stmt.copy_encoder = self._codecs.copy_encoder(stmt)
-        sql = f"COPY {table}{cols} FROM STDIN (FORMAT binary){where_clause}"
         if hasattr(records, "__aiter__"):
             return await self._copy_in(
                 sql, _copy.binary_record_chunks(encoder, records), timeout)
@@ -1512,7 +1514,37 @@ class Connection(metaclass=ConnectionMeta):
         return await self._copy_in(sql, _copy.RecordStream(encoder, records), timeout,
                                    early=isinstance(records, (list, tuple)))
 
-    async def _copy_where(self, where: str | None) -> str:
+    def _copy_records_sql(self, table_name: str, schema_name: str | None,
+                          columns: Any, where: str | None) -> tuple[str, str]:
+        """copy_records_to_table's statements: the target columns' query, the COPY.
+
+        Quoting the names costs more than a small COPY's other client work
+        (about 40k user-space instructions for seven columns), so the
+        statements are kept per connection, for the last few targets.
+        """
+        names = tuple(columns) if columns and not isinstance(columns, str) else columns
+        key: Any = (table_name, schema_name, names, where)
+        cache = self._copy_sql
+        try:
+            found = cache.get(key)
+        except TypeError:
+            # Something unhashable: quoting it below says what is wrong.
+            found = key = None
+        if found is not None:
+            return found
+        table = _copy.table_ref(table_name, schema_name)
+        cols = _copy.column_list(names)
+        where_clause = self._copy_where(where)
+        col_sql = ", ".join(_copy.quote_ident(c) for c in names) if names else "*"
+        found = (f"SELECT {col_sql} FROM {table} LIMIT 0",
+                 f"COPY {table}{cols} FROM STDIN (FORMAT binary){where_clause}")
+        if key is not None:
+            if len(cache) >= _COPY_SQL_CACHE_SIZE:
+                del cache[next(iter(cache))]
+            cache[key] = found
+        return found
+
+    def _copy_where(self, where: str | None) -> str:
         if not where:
             return ""
         if self.get_server_version() < (12, 0):
@@ -1580,14 +1612,22 @@ class Connection(metaclass=ConnectionMeta):
         Only for sources that can be read ahead without the caller seeing it.
         """
         async with self._operation(timeout) as deadline:
-            ready = asyncio.Event()
+            ready = None if early else asyncio.Event()
             proto = self._protocol
             out = self._core.out
-            op = _protocol.CopyInOp(proto.new_waiter(), sql, ready.set)
+            op = _protocol.CopyInOp(proto.new_waiter(), sql,
+                                    _ignore if ready is None else ready.set)
+            records = source if isinstance(source, _copy.RecordStream) else None
             self._write_pending_closes()
             _wire.write_query(out, sql)
-            self._send(op)
-            if not early:
+            self._query_count += 1
+            if ready is None and records is not None:
+                # The first records are encoded at once: the Query goes
+                # out with them, in one write, at the loop's first flush().
+                proto.queue(op)
+            else:
+                proto.send(op)
+            if ready is not None:
                 try:
                     await _copy.with_deadline(ready.wait(), self, deadline, op)
                 except BaseException:
@@ -1597,17 +1637,22 @@ class Connection(metaclass=ConnectionMeta):
                 if not op.ready:
                     # The server refused the COPY (or the connection went).
                     return await self._wait(op, deadline)
-            records = source if isinstance(source, _copy.RecordStream) else None
             chunks: Any = None if records is not None else source.__aiter__()
             sent = 0
             try:
-                done = False
                 # Stop as soon as the server has failed the COPY.
-                while not done and op.error is None and not op.waiter.done():
+                while op.error is None and not op.waiter.done():
                     if records is not None:
                         if deadline is not None and self._loop.time() >= deadline:
                             raise asyncio.TimeoutError()
-                        done = records.write(out)
+                        if records.write(out):
+                            # The end goes out with the last data: one send
+                            # for a small COPY. Nothing to wait for after it
+                            # but the server's answer.
+                            _wire.write_copy_done(out)
+                            op.ended = True
+                            proto.flush()
+                            break
                     else:
                         try:
                             chunk = await _copy.with_deadline(
@@ -1644,7 +1689,7 @@ class Connection(metaclass=ConnectionMeta):
                         with contextlib.suppress(Exception):
                             await self._wait(op, deadline)
                 raise
-            if op.error is None and not op.waiter.done():
+            if op.error is None and not op.waiter.done() and not op.ended:
                 _wire.write_copy_done(out)
                 op.ended = True
                 proto.flush()
@@ -1741,6 +1786,10 @@ def _weak_callback(ref: weakref.ref[Connection], name: str) -> Callable[..., Non
             getattr(con, name)(*args)
 
     return callback
+
+
+def _ignore() -> None:
+    pass
 
 
 def _quote_ident(name: str) -> str:
