@@ -56,6 +56,28 @@ async def test_iterate_early_break_then_reuse_connection(con: Any) -> None:
     assert not con.is_in_transaction()
 
 
+async def test_exhausted_portal_closed_with_the_next_request(con: Any) -> None:
+    """Iterating to the end closes the portal without a round trip of its own:
+    its Close goes out ahead of the next request, which sees it closed."""
+    portals = "SELECT count(*) FROM pg_cursors WHERE name LIKE '\\_\\_pgc\\_portal\\_%'"
+    async with con.transaction():
+        assert [r[0] async for r in con.cursor(SERIES, 3)] == [1, 2, 3]  # prepares
+        sent = con._query_count
+        assert [r[0] async for r in con.cursor(SERIES, 5, prefetch=10)] == [1, 2, 3, 4, 5]
+        assert con._query_count == sent + 1  # Bind + Execute only
+        assert await con.fetchval(portals) == 0
+        # A portal left open (the loop broke off) stays until the transaction ends.
+        async for _row in con.cursor(SERIES, 5, prefetch=2):
+            break
+        assert await con.fetchval(portals) == 1
+        # The next request fails: the Closes before it, under their own Sync, still count.
+        assert [r[0] async for r in con.cursor(SERIES, 2)] == [1, 2]
+        with pytest.raises(exc.DivisionByZeroError):
+            await con.execute("SELECT 1/0")
+    assert await con.fetchval(portals) == 0
+    assert await con.fetchval("SELECT 3") == 3
+
+
 async def test_awaited_cursor(con: Any) -> None:
     async with con.transaction():
         cur = await con.cursor(SERIES, 10)

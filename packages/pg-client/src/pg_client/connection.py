@@ -252,7 +252,8 @@ class Connection(metaclass=ConnectionMeta):
         self._codecs = codecs.ConnectionCodecs()
         self._stmt_cache: collections.OrderedDict[Any, _Statement] = collections.OrderedDict()
         self._stmt_cache_size = config.statement_cache_size
-        self._pending_closes: list[str] = []
+        # (b"S", statement) and (b"P", portal) to close with the next request.
+        self._pending_closes: list[tuple[bytes, str]] = []
         self._busy = False
         # When the operation in flight started (its query log entry's
         # elapsed); None when no query logger was there at its start.
@@ -1293,13 +1294,14 @@ class Connection(metaclass=ConnectionMeta):
 
     # -- statements -------------------------------------------------------------------
     def _write_pending_closes(self) -> None:
-        # Closes of evicted statements ride along with the next request,
-        # under their own Sync: an error there (there should be none) then
-        # cannot make the server skip the request that follows.
+        # Closes of evicted statements and of exhausted cursors' portals
+        # ride along with the next request, under their own Sync: an error
+        # there (there should be none) then cannot make the server skip the
+        # request that follows.
         if self._pending_closes and not self._protocol.lost:
             out = self._core.out
-            for name in self._pending_closes:
-                _wire.write_close(out, b"S", name)
+            for kind, name in self._pending_closes:
+                _wire.write_close(out, kind, name)
             self._pending_closes.clear()
             _wire.write_sync(out)
             self._core.push(_protocol.Operation(None))
@@ -1326,7 +1328,7 @@ class Connection(metaclass=ConnectionMeta):
         if not stmt.closed and stmt.refs <= 0:
             stmt.closed = True
             if stmt.name:
-                self._pending_closes.append(stmt.name)
+                self._pending_closes.append((b"S", stmt.name))
 
     async def _get_statement(self, query: str, deadline: float | None, *,
                              record_class: type | None = None, name: str | None = None,
@@ -1367,7 +1369,7 @@ class Connection(metaclass=ConnectionMeta):
         except BaseException:
             if name:
                 # The Parse may have succeeded before the timeout: free it.
-                self._pending_closes.append(name)
+                self._pending_closes.append((b"S", name))
             raise
         stmt = _Statement(name, query)
         stmt.param_oids = list(param_oids)
@@ -1384,7 +1386,7 @@ class Connection(metaclass=ConnectionMeta):
             self._codecs.plan(stmt, record_class, ignore_custom_codec)
         except BaseException:
             if name:
-                self._pending_closes.append(name)
+                self._pending_closes.append((b"S", name))
             raise
         return stmt
 

@@ -125,13 +125,18 @@ class BaseCursor(ConnectionResource):
         self._exhausted = not op.suspended
         return op.rows
 
-    async def _close_portal(self, timeout: float | None) -> None:
+    def _close_portal(self) -> None:
+        """Close the portal with the connection's next request.
+
+        Not a round trip of its own: the Close goes out ahead of whatever
+        the connection sends next (the COMMIT, usually), so the server has
+        dropped the portal before it runs anything else of ours. Closing a
+        portal the end of its transaction already dropped is no error.
+        """
         self._check_ready()
         if not self._portal_name:
             raise InterfaceError("cursor does not have an open portal")
-        portal = self._portal_name
-        await self._connection._extended(
-            timeout, None, lambda out: _wire.write_close(out, b"P", portal))
+        self._connection._pending_closes.append((b"P", self._portal_name))
         self._portal_name = None
 
     def __repr__(self) -> str:
@@ -181,7 +186,7 @@ class CursorIterator(BaseCursor):
         if not self._buffer and not self._exhausted:
             self._buffer.extend(await self._exec(self._prefetch, self._timeout))
         if self._portal_name and self._exhausted:
-            await self._close_portal(self._timeout)
+            self._close_portal()
         if self._buffer:
             return self._buffer.popleft()
         raise StopAsyncIteration
