@@ -722,6 +722,29 @@ async def test_inactive_lifetime_counts_from_release(
     await wait_until(lambda: pool.get_size() == 0, timeout=0.5)
 
 
+async def test_inactive_lifetime_with_the_timer_left_armed(
+        make_pool: PoolFactory) -> None:
+    """A checkout leaves the idle timer armed: when it fires on a connection
+    used since (in use, or idle for less than the lifetime), it does nothing
+    but look again later; the connection closes only once really idle."""
+    pool = await make_pool(min_size=0, max_size=1, init_size=1,
+                           max_inactive_connection_lifetime=0.05)
+    loop = asyncio.get_running_loop()
+    raw = None
+    end = loop.time() + 0.2
+    while loop.time() < end:
+        async with pool.acquire() as con:
+            raw = raw or con._con
+            assert con._con is raw
+            await asyncio.sleep(0.005)
+        await asyncio.sleep(0.01)
+    assert pool.get_size() == 1 and not raw.is_closed()
+    assert pool.get_stats().connections_idle_closed == 0
+    await wait_until(lambda: pool.get_size() == 0, timeout=0.5)
+    assert raw.is_closed()
+    assert pool.get_stats().connections_idle_closed == 1
+
+
 async def test_max_lifetime_with_jitter(make_pool: PoolFactory) -> None:
     pool = await make_pool(min_size=20, max_size=20, max_lifetime=1000.0)
     lifetimes = [h.expires_at - h.created_at for h in pool._idle]

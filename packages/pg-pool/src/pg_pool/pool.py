@@ -815,7 +815,8 @@ class Pool:
         if not self._idle:
             return None
         holder = self._idle.pop()
-        self._cancel_timer(holder)
+        # Its idle timer stays armed (see _arm_timer): it does nothing to a
+        # holder in use.
         holder.state = _State.IN_USE
         self._in_use.add(holder)
         return holder
@@ -1337,6 +1338,14 @@ class Pool:
             holder.timer = None
 
     def _arm_timer(self, holder: _Holder, idle_from: float | None = None) -> None:
+        # A timer still armed from an earlier idle spell is due no later
+        # than this one would be (the same expiry, an earlier last use):
+        # when it fires, _on_idle_timer looks at the holder as it is then
+        # and arms the next. So a checkout and return cost no timer made
+        # and cancelled (a call_at() and a cancel() per acquire on
+        # uvloop's loop).
+        if holder.timer is not None:
+            return
         when = None
         if self._max_inactive:
             base = holder.last_used if idle_from is None else idle_from
