@@ -1622,13 +1622,13 @@ class Connection(metaclass=ConnectionMeta):
             records = source if isinstance(source, _copy.RecordStream) else None
             self._write_pending_closes()
             _wire.write_query(out, sql)
-            self._query_count += 1
             if ready is None and records is not None:
                 # The first records are encoded at once: the Query goes
                 # out with them, in one write, at the loop's first flush().
+                self._query_count += 1
                 proto.queue(op)
             else:
-                proto.send(op)
+                self._send(op)
             if ready is not None:
                 try:
                     await _copy.with_deadline(ready.wait(), self, deadline, op)
