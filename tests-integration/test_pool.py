@@ -306,6 +306,35 @@ async def test_cancel_in_release(make_pool: PoolFactory) -> None:
         assert await con.fetchval('SELECT 1') == 1
 
 
+async def test_cancel_in_default_reset(make_pool: PoolFactory,
+                                      control: Any) -> None:
+    """Cancelled while the default reset is on its way: the reset goes on
+    and the same connection comes back to the pool, clean."""
+    pool = await make_pool(min_size=1, max_size=1)
+    con = await pool.acquire()
+    pid = await con.fetchval('SELECT pg_backend_pid()')
+    await con.execute('SELECT pg_advisory_lock(4243)')
+    await con.execute("SET work_mem = '7777kB'")
+    task = asyncio.create_task(pool.release(con))
+    # One pass of the loop: the task sends the reset and waits for it;
+    # its reply cannot have been read yet.
+    await asyncio.sleep(0)
+    assert not task.done()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await wait_for_condition(lambda: pool.get_idle_size() == 1, timeout=2)
+    assert pool.get_stats().resets_failed == 0
+    con = await _same_session(pool, pid)
+    try:
+        assert await con.fetchval('SHOW work_mem') != '7777kB'
+        assert await control.fetchval(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+            'AND pid = $1', pid) == 0
+    finally:
+        await pool.release(con)
+
+
 async def test_cancel_query_then_release(make_pool: PoolFactory,
                                          control: Any) -> None:
     pool = await make_pool(min_size=1, max_size=1)

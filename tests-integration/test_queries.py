@@ -664,6 +664,67 @@ async def test_reset(con: Any, con2: Any) -> None:
     assert not con.is_in_transaction()
 
 
+async def _usable_again(c: Any, timeout: float = 5.0) -> None:
+    """Wait until *c* takes a query again (a request in flight makes it busy)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while True:
+        try:
+            assert await c.fetchval("SELECT 41 + 1") == 42
+            return
+        except exc.InterfaceError:
+            if loop.time() >= end:
+                raise
+            await asyncio.sleep(0.01)
+
+
+async def test_start_reset(con: Any, con2: Any) -> None:
+    channel = unique("start_reset_chan")
+    pid = con.get_server_pid()
+    locks = ("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = $1")
+    default_work_mem = await con2.fetchval("SHOW work_mem")
+    await con.execute("SET work_mem = '7777kB'")
+    await con.execute("SELECT pg_advisory_lock(424243)")
+    await con.add_listener(channel, lambda *a: None)
+    await con.execute("BEGIN; DECLARE c CURSOR WITH HOLD FOR SELECT 1; COMMIT")
+    await con.execute("BEGIN")
+    assert await con.start_reset() == "RESET"
+    assert not con.is_in_transaction()
+    assert await con.fetchval("SHOW work_mem") == default_work_mem
+    assert await con2.fetchval(locks, pid) == 0
+    assert await con.fetchval("SELECT count(*) FROM pg_listening_channels()") == 0
+    assert await con.fetchval("SELECT count(*) FROM pg_cursors WHERE name = 'c'") == 0
+
+    # Nobody waits for the outcome: the reset still runs to its end.
+    await con.execute("SELECT pg_advisory_lock(424243)")
+    fut = con.start_reset(timeout=30)
+    fut.cancel()
+    await _usable_again(con)
+    assert await con2.fetchval(locks, pid) == 0
+    assert await con.fetchval("SELECT 1") == 1
+
+
+async def test_start_reset_general_path(con: Any) -> None:
+    # With a query logger: the reset is logged, as reset() is.
+    logged: list[str] = []
+    con.add_query_logger(lambda record: logged.append(record.query))
+    await con.execute("SET work_mem = '7777kB'")
+    assert await con.start_reset() == "RESET"
+    assert logged[-1] == con.get_reset_query()
+    assert await con.fetchval("SHOW work_mem") != "7777kB"
+
+    # Another operation in progress: the future carries the error.
+    slow = asyncio.ensure_future(con.execute("SELECT pg_sleep(0.2)"))
+    await asyncio.sleep(0.05)
+    with pytest.raises(exc.InterfaceError, match="another operation"):
+        await con.start_reset()
+    await slow
+
+    await con.close()
+    with pytest.raises(exc.InterfaceError):
+        con.start_reset()
+
+
 async def test_reset_rolls_back_manual_transaction(con: Any) -> None:
     loop = asyncio.get_running_loop()
     contexts: list[dict[str, Any]] = []

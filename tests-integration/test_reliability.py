@@ -342,6 +342,34 @@ async def test_r11_hung_backend(cluster: Any, app: str, ctl: asyncpg.Connection,
         con.terminate()
 
 
+async def test_r11_start_reset_timeout(cluster: Any, app: str, ctl: asyncpg.Connection) -> None:
+    """Connection.start_reset() on a stopped backend: TimeoutError, then cancelled and usable."""
+    need_signals(cluster)
+    con = await connect(cluster, app)
+    pid = con.get_server_pid()
+    stopped = False
+    try:
+        await con.execute("SET work_mem = '7777kB'")
+        os.kill(pid, signal.SIGSTOP)
+        stopped = True
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(con.start_reset(timeout=0.3), 10)
+        assert loop.time() - started < 5
+        os.kill(pid, signal.SIGCONT)
+        stopped = False
+        # The next query waits for the abandoned reset's reply (cancelled
+        # or run to its end); never a reply out of step.
+        assert await assert_in_step(con, 5) == "usable"
+        assert not await ctl.fetchval(
+            "SELECT state = 'active' FROM pg_stat_activity WHERE pid = $1", pid)
+    finally:
+        if stopped:
+            os.kill(pid, signal.SIGCONT)
+        con.terminate()
+
+
 @pytest.mark.slow
 async def test_r11_hung_backend_aborted(cluster: Any, app: str, ctl: asyncpg.Connection,
                                         figure: Any) -> None:

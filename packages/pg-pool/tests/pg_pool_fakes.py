@@ -211,6 +211,10 @@ class FakeConnection(pg_client.Connection):  # type: ignore[misc]
         self.fake_in_tx = False
         self.fake_listeners.clear()
 
+    def start_reset(self, *, timeout: float | None = None) -> asyncio.Future[None]:
+        self._check_open()
+        return asyncio.ensure_future(self.reset(timeout=timeout))
+
     def get_reset_query(self) -> str:
         return 'SELECT pg_advisory_unlock_all();\nCLOSE ALL;\nUNLISTEN *;\nRESET ALL;'
 

@@ -688,6 +688,54 @@ class Connection(metaclass=ConnectionMeta):
 
         Rolls back an open transaction, then runs :meth:`get_reset_query`.
         """
+        await self.execute(self._begin_reset(), timeout=timeout)
+
+    def start_reset(self, *, timeout: float | None = None) -> asyncio.Future[str]:
+        """Begin :meth:`reset` and return a future of its outcome (for pool implementers).
+
+        The reset goes on to its end whatever becomes of the future: a pool
+        can release a connection from a task that may be cancelled without
+        running the reset in a task of its own (or behind
+        ``asyncio.shield()``). The future settles when the server has run
+        the reset, with the status of its last command or the exception
+        :meth:`reset` would raise (on *timeout*, ``asyncio.TimeoutError``,
+        and the request is cancelled on the server as for any query). Await
+        it or add a done callback: its exception is otherwise reported as
+        never retrieved.
+
+        :raises InterfaceError: The connection is closed (at once, not
+            through the future).
+        """
+        query = self._begin_reset()
+        if not self._query_loggers:
+            # Sent now, finished by the protocol: no coroutine, no task.
+            op = self._start_simple(query, timeout)
+            if op is not None:
+                def ended(_: Any) -> None:
+                    # Called at ReadyForQuery (or when the connection ends).
+                    # A request given up on at its timeout freed the
+                    # connection already, which may be busy again.
+                    if not op.abandoned:
+                        self._busy = False
+
+                op.on_done = ended
+                waiter = op.waiter
+                if timeout is not None or self._config.command_timeout is not None:
+                    def settled(_: Any) -> None:
+                        if (not waiter.cancelled() and not op.abandoned
+                                and op in self._core.pending):
+                            exc = waiter.exception()
+                            if isinstance(exc, asyncio.TimeoutError):
+                                self._sent_op_failed(op, exc)
+
+                    waiter.add_done_callback(settled)
+                return waiter  # type: ignore[no-any-return]
+        # Busy, draining, or logging queries: the general path, in a task
+        # the caller's cancellation cannot reach.
+        return asyncio.shield(self._loop.create_task(self.execute(query, timeout=timeout)))
+
+    def _begin_reset(self) -> str:
+        """reset()'s first half: forget the session's client-side state; -> the SQL."""
         self._check_open()
         self._top_xact = None
         self._listeners.clear()
@@ -695,7 +743,7 @@ class Connection(metaclass=ConnectionMeta):
         query = self.get_reset_query()
         if self.is_in_transaction():
             query = "ROLLBACK;\n" + query
-        await self.execute(query, timeout=timeout)
+        return query
 
     # -- for pool implementers ----------------------------------------------------------
     def attach_proxy(self, proxy: ConnectionProxy, *,

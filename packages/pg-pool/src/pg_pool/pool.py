@@ -45,9 +45,12 @@ Who does what:
 * ``_checkout()`` validates a holder (closed? expired?), pings it if it sat
   idle longer than ``ping_after_idle``, wraps it in a proxy and runs
   ``setup``. Any failure or cancellation there discards the holder.
-* ``release()`` detaches the proxy at once, then resets the connection in a
-  shielded task: cancelling the releasing task doesn't interrupt the reset.
-  A connection whose reset fails or times out is terminated, never reused.
+* ``release()`` detaches the proxy at once, then resets the connection:
+  cancelling the releasing task doesn't interrupt the reset. The default
+  reset is sent at once (``Connection.start_reset()``) and its end gives
+  the holder back (``_reset_ended``), with no task; a ``reset`` hook runs
+  in a shielded task. A connection whose reset fails or times out is
+  terminated, never reused.
 * ``_maintain()`` opens connections while the pool is below ``min_size`` or
   has more waiters than idle + connecting connections. After a failed
   attempt the pool switches to one reconnect loop (``_reconnect_loop``)
@@ -981,45 +984,104 @@ class Pool:
             detach_error = exc
         self._stats.releases += 1
 
-        task = self._get_loop().create_task(
-            self._release_holder(holder, timeout))
-        self._release_tasks.add(task)
-        task.add_done_callback(self._release_tasks.discard)
-        task.add_done_callback(_consume_result)
-        await asyncio.shield(task)
+        if self._reset is None:
+            # The default reset needs no task: the connection finishes it
+            # and _reset_ended() gives the holder back, whether or not the
+            # caller is still waiting (cancelling it must not cut a reset
+            # short).
+            done = self._start_reset(holder, timeout)
+            if done is not None:
+                await done
+        else:
+            task = self._get_loop().create_task(
+                self._release_holder(holder, timeout))
+            self._release_tasks.add(task)
+            task.add_done_callback(self._release_tasks.discard)
+            task.add_done_callback(_consume_result)
+            await asyncio.shield(task)
         if detach_error is not None:
             raise detach_error
 
-    async def _release_holder(self, holder: _Holder,
-                              timeout: float | None) -> None:
+    def _start_reset(self, holder: _Holder,
+                     timeout: float | None) -> asyncio.Future[None] | None:
+        """Send the default reset of a released holder; -> what to await.
+
+        None when there is nothing to wait for (the holder was discarded).
+        """
+        if not self._releasable(holder):
+            return None
+        try:
+            reset = holder.con.start_reset(timeout=timeout)
+        except BaseException:
+            self._reset_failed(holder)
+            raise
+        done: asyncio.Future[None] = self._get_loop().create_future()
+        reset.add_done_callback(
+            functools.partial(self._reset_ended, holder, done))
+        return done
+
+    def _reset_ended(self, holder: _Holder, done: asyncio.Future[None],
+                     reset: asyncio.Future[Any]) -> None:
+        cancelled = reset.cancelled()
+        error = None if cancelled else reset.exception()
+        if error is None and not cancelled:
+            self._reset_done(holder)
+        else:
+            self._reset_failed(holder)
+            if self._closed:
+                # terminate() cut the reset short; nothing to report.
+                error = None
+                cancelled = False
+        if done.done():
+            return  # the releasing task was cancelled: nobody to tell
+        if cancelled:
+            done.cancel()
+        elif error is None:
+            done.set_result(None)
+        else:
+            done.set_exception(error)
+
+    def _releasable(self, holder: _Holder) -> bool:
+        """Whether a released holder should be reset (else it is dealt with)."""
         if holder.state is not _State.IN_USE:
-            return  # it died, or the pool was terminated, meanwhile
-        con = holder.con
-        if con.is_closed():
+            return False  # it died, or the pool was terminated, meanwhile
+        if holder.con.is_closed():
             self._discard(holder, _LOST, graceful=False)
-            return
+            return False
         reason = self._recycle_reason(holder)
         if reason is not None:
             self._discard(holder, reason, graceful=True)
-            return
-        try:
-            if self._reset is None:
-                await con.reset(timeout=timeout)
-            elif timeout is None:
-                await self._custom_reset(con)
-            else:
-                await asyncio.wait_for(self._custom_reset(con), timeout)
-        except BaseException:
-            if holder.state is _State.IN_USE:
-                self._stats.resets_failed += 1
-            self._discard(holder, _RESET_FAILED, graceful=False)
-            if self._closed:
-                return  # terminate() cut the reset short; nothing to report
-            raise
+            return False
+        return True
+
+    def _reset_failed(self, holder: _Holder) -> None:
+        if holder.state is _State.IN_USE:
+            self._stats.resets_failed += 1
+        self._discard(holder, _RESET_FAILED, graceful=False)
+
+    def _reset_done(self, holder: _Holder) -> None:
         if holder.state is not _State.IN_USE:
             return
         holder.last_used = self._get_loop().time()
         self._return_clean(holder)
+
+    async def _release_holder(self, holder: _Holder,
+                              timeout: float | None) -> None:
+        """Release with the pool's ``reset`` hook (in a task of its own)."""
+        if not self._releasable(holder):
+            return
+        con = holder.con
+        try:
+            if timeout is None:
+                await self._custom_reset(con)
+            else:
+                await asyncio.wait_for(self._custom_reset(con), timeout)
+        except BaseException:
+            self._reset_failed(holder)
+            if self._closed:
+                return  # terminate() cut the reset short; nothing to report
+            raise
+        self._reset_done(holder)
 
     async def _custom_reset(self, con: Any) -> None:
         await con.reset_transaction_and_listeners()
