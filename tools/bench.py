@@ -736,7 +736,10 @@ def write_json(data: dict[str, Any], path: Path | None) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.show is not None:
-        print(report.render(json.loads(args.show.read_text())))
+        saved = json.loads(args.show.read_text())
+        # Checked again: a JSON of an older run gets the current criteria.
+        saved["targets"] = report.targets(saved)
+        print(report.render(saved))
         return 0
     try:
         data = benchmark(args)

@@ -56,6 +56,51 @@ def geomeans(results: list[dict[str, Any]], clients: list[str]) -> dict[str, Any
     return out
 
 
+# Student's t, two-sided 95 %, by degrees of freedom (the paired intervals below).
+_T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365,
+         8: 2.306, 9: 2.262, 10: 2.228, 11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145,
+         15: 2.131, 16: 2.120, 17: 2.110, 18: 2.101, 19: 2.093, 20: 2.086}
+
+
+def versus_best_peer(
+    row: dict[str, dict[str, Any]], ours: str = "pg_client"
+) -> dict[str, Any] | None:
+    """*ours* against the fastest peer of one row of the matrix (None: nothing to compare).
+
+    ``ratio`` is the ratio of the two medians (what the tables show).
+    ``low``/``high`` bound the 95 % interval of the mean per-round ratio:
+    round i of every client ran back to back, so the two segment lists pair
+    up and a slow spell of the machine that hit round i hits both; the
+    interval is Student's t on the logs of the paired ratios. ``verdict``:
+    "above" (ratio >= 1), "noise" (below, but the interval reaches 1: the
+    run cannot tell the two apart), "below" (the interval is below 1).
+    """
+    mine = row.get(ours)
+    peers = [(r["qps"], c) for c, r in row.items() if c != ours and r["status"] == "ok"]
+    if not peers:
+        return None
+    best_qps, best = max(peers)
+    out: dict[str, Any] = {"peer": best, "ratio": None, "low": None, "high": None,
+                           "verdict": "below"}
+    if not mine or mine["status"] != "ok":
+        return out
+    out["ratio"] = mine["qps"] / best_qps
+    a, b = mine.get("qps_segments") or [], row[best].get("qps_segments") or []
+    paired = len(a) == len(b)
+    logs = [math.log(x / y) for x, y in zip(a, b, strict=False) if x > 0 and y > 0]
+    if paired and len(logs) >= 3:
+        n = len(logs)
+        mean = sum(logs) / n
+        sd = math.sqrt(sum((x - mean) ** 2 for x in logs) / (n - 1))
+        half = _T975.get(n - 1, 1.96) * sd / math.sqrt(n)
+        out["low"], out["high"] = math.exp(mean - half), math.exp(mean + half)
+    if out["ratio"] >= 1:
+        out["verdict"] = "above"
+    elif out["high"] is not None and out["high"] >= 1:
+        out["verdict"] = "noise"
+    return out
+
+
 def targets(data: dict[str, Any]) -> list[dict[str, Any]]:
     """The issue's targets for pg_client, each with what this run measured."""
     results = data["results"]
@@ -70,19 +115,33 @@ def targets(data: dict[str, Any]) -> list[dict[str, Any]]:
     by_key: dict[tuple[str, str, int], dict[str, dict[str, Any]]] = {}
     for r in results:
         by_key.setdefault(_key(r), {})[r["client"]] = r
-    total = met = 0
-    for row in by_key.values():
-        mine = row.get(ours)
-        peers = [r["qps"] for c, r in row.items() if c != ours and r["status"] == "ok"]
-        if not peers:
+    total = 0
+    verdicts: dict[str, list[str]] = {"above": [], "noise": [], "below": []}
+    for key, row in by_key.items():
+        vs = versus_best_peer(row, ours)
+        if vs is None:
             continue
         total += 1
-        if mine and mine["status"] == "ok" and mine["qps"] >= max(peers):
-            met += 1
+        mine = row.get(ours)
+        if mine is not None:
+            mine["vs_best_peer"] = vs
+        w, loop, conc = key
+        where = f"{w} {loop} c={conc} vs {vs['peer']}"
+        if vs["ratio"] is not None:
+            where += f" {vs['ratio']:.3f}x"
+        if vs["low"] is not None:
+            where += f" [{vs['low']:.3f}, {vs['high']:.3f}]"
+        verdicts[vs["verdict"]].append(where)
+    measured = f"{len(verdicts['above'])} of {total} rows"
+    if verdicts["noise"]:
+        measured += (f"; {len(verdicts['noise'])} below by less than the run's noise "
+                     f"(paired 95% interval reaches 1x): " + "; ".join(verdicts["noise"]))
+    if verdicts["below"]:
+        measured += f"; {len(verdicts['below'])} below: " + "; ".join(verdicts["below"])
     add(
         "every workload at/above the best peer (q/s)",
-        f"{met} of {total} rows",
-        total > 0 and met == total,
+        measured,
+        total > 0 and len(verdicts["above"]) == total,
     )
     q = gm.get("qps_ratio")
     add(
