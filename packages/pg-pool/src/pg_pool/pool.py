@@ -45,6 +45,9 @@ Who does what:
 * ``_checkout()`` validates a holder (closed? expired?), pings it if it sat
   idle longer than ``ping_after_idle``, wraps it in a proxy and runs
   ``setup``. Any failure or cancellation there discards the holder.
+  ``async with pool.acquire()`` first tries ``_acquire_idle()``: the same
+  without a coroutine, when an idle holder is fit and needs no ping and
+  there is no ``setup`` hook.
 * ``release()`` detaches the proxy at once, then resets the connection:
   cancelling the releasing task doesn't interrupt the reset. The default
   reset is sent at once (``Connection.start_reset()``) and its end gives
@@ -806,6 +809,26 @@ class Pool:
                 self._stats.wait_time_total += elapsed
                 if elapsed > self._stats.wait_time_max:
                     self._stats.wait_time_max = elapsed
+
+    def _acquire_idle(self, timeout: float | None) -> PoolConnectionProxy | None:
+        """_acquire() without awaiting, when an idle holder needs no ping
+        and there is no ``setup`` hook (the common case); else None."""
+        if (not self._idle or self._closing or not self._initialized
+                or self._closed or self._setup is not None):
+            return None
+        holder = self._idle[-1]
+        now = self._get_loop().time()
+        if (self._ping_after_idle is not None
+                and now - holder.last_used >= self._ping_after_idle):
+            return None
+        if self._unusable_reason(holder, now) is not None:
+            return None  # _acquire() discards it and takes the next
+        proxy = PoolConnectionProxy(holder, holder.con)
+        self._pop_idle()
+        holder.proxy = proxy
+        holder.release_timeout = timeout
+        self._stats.acquires += 1
+        return proxy
 
     def _queued(self, extra: int) -> int:
         """Waiters (plus *extra* newcomers) that no connection being, or
@@ -1774,8 +1797,11 @@ class PoolAcquireContext:
     async def __aenter__(self) -> PoolConnectionProxy:
         if self.connection is not None or self.done:
             raise exceptions.InterfaceError('a connection is already acquired')
-        self.connection = await self.pool._acquire(self.timeout)
-        return self.connection
+        con = self.pool._acquire_idle(self.timeout)
+        if con is None:
+            con = await self.pool._acquire(self.timeout)
+        self.connection = con
+        return con
 
     async def __aexit__(
         self,
