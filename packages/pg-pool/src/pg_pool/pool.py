@@ -45,9 +45,9 @@ Who does what:
 * ``_checkout()`` validates a holder (closed? expired?), pings it if it sat
   idle longer than ``ping_after_idle``, wraps it in a proxy and runs
   ``setup``. Any failure or cancellation there discards the holder.
-  ``async with pool.acquire()`` first tries ``_acquire_idle()``: the same
-  without a coroutine, when an idle holder is fit and needs no ping and
-  there is no ``setup`` hook.
+  ``pool.acquire()`` (awaited or ``async with``) first tries
+  ``_acquire_idle()``: the same without a coroutine, when an idle holder
+  is fit and needs no ping and there is no ``setup`` hook.
 * ``release()`` detaches the proxy at once, then resets the connection:
   cancelling the releasing task doesn't interrupt the reset. The default
   reset is sent at once (``Connection.start_reset()``) and its end gives
@@ -1826,7 +1826,16 @@ class PoolAcquireContext:
 
     def __await__(self) -> Generator[Any, None, PoolConnectionProxy]:
         self.done = True
+        con = self.pool._acquire_idle(self.timeout)
+        if con is not None:
+            return _at_once(con)
         return self.pool._acquire(self.timeout).__await__()
+
+
+def _at_once(value: PoolConnectionProxy) -> Generator[Any, None, PoolConnectionProxy]:
+    """An awaitable's iterator that gives *value* without suspending."""
+    return value
+    yield  # a generator function, whose first next() returns *value*
 
 
 def create_pool(
