@@ -664,20 +664,6 @@ async def test_reset(con: Any, con2: Any) -> None:
     assert not con.is_in_transaction()
 
 
-async def _usable_again(c: Any, timeout: float = 5.0) -> None:
-    """Wait until *c* takes a query again (a request in flight makes it busy)."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while True:
-        try:
-            assert await c.fetchval("SELECT 41 + 1") == 42
-            return
-        except exc.InterfaceError:
-            if loop.time() >= end:
-                raise
-            await asyncio.sleep(0.01)
-
-
 async def test_start_reset(con: Any, con2: Any) -> None:
     channel = unique("start_reset_chan")
     pid = con.get_server_pid()
@@ -699,7 +685,15 @@ async def test_start_reset(con: Any, con2: Any) -> None:
     await con.execute("SELECT pg_advisory_lock(424243)")
     fut = con.start_reset(timeout=30)
     fut.cancel()
-    await _usable_again(con)
+
+    async def answers() -> bool:
+        # The connection is busy until the reset's reply has come.
+        try:
+            return bool(await con.fetchval("SELECT 41 + 1") == 42)
+        except exc.InterfaceError:
+            return False
+
+    assert await wait_for_condition(answers)
     assert await con2.fetchval(locks, pid) == 0
     assert await con.fetchval("SELECT 1") == 1
 

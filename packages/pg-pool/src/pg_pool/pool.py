@@ -818,8 +818,7 @@ class Pool:
             return None
         holder = self._idle[-1]
         now = self._get_loop().time()
-        if (self._ping_after_idle is not None
-                and now - holder.last_used >= self._ping_after_idle):
+        if self._ping_due(holder, now):
             return None
         if self._unusable_reason(holder, now) is not None:
             return None  # _acquire() discards it and takes the next
@@ -906,8 +905,7 @@ class Pool:
 
         ok = False
         try:
-            if (self._ping_after_idle is not None
-                    and now - holder.last_used >= self._ping_after_idle):
+            if self._ping_due(holder, now):
                 if not await self._ping(holder, deadline):
                     return None
                 if holder.state is not _State.IN_USE:
@@ -932,6 +930,11 @@ class Pool:
                 # setup failed or was cancelled: we can't tell whether the
                 # session is fit for reuse.
                 self._discard(holder, _OTHER, graceful=True)
+
+    def _ping_due(self, holder: _Holder, now: float) -> bool:
+        """Whether *holder* sat idle long enough to be pinged before use."""
+        return (self._ping_after_idle is not None
+                and now - holder.last_used >= self._ping_after_idle)
 
     async def _ping(self, holder: _Holder, deadline: float | None) -> bool:
         """Check a long-idle connection with a round trip.
