@@ -1,9 +1,10 @@
-"""The short wait for the next chunk of a long reply (loops other than asyncio's).
+"""The short wait for the next chunk of a long reply.
 
-``StreamProtocol`` polls its socket for a couple of microseconds after a full
-chunk of a row-returning reply, instead of letting the loop sleep, when it is
-the only connection awaiting a reply. These tests drive it with a
-socketpair: bytes waiting on the socket stand for the server's next chunk.
+``StreamProtocol`` polls its socket for some microseconds after a full chunk
+of a reply (rows or COPY data), instead of letting the loop sleep, when it is
+the only connection of the process awaiting a reply. These tests drive it
+with a socketpair: bytes waiting on the socket stand for the server's next
+chunk.
 """
 
 from __future__ import annotations
@@ -193,8 +194,7 @@ async def test_a_bad_reply_is_no_longer_counted(streams: list[_Stream]) -> None:
         await op.waiter
 
 
-async def test_copy_out_never_waits(streams: list[_Stream]) -> None:
-    # COPY OUT wakes its consumer at every chunk: the loop has that to run.
+async def test_copy_out_waits_too(streams: list[_Stream]) -> None:
     s = _Stream()
     streams.append(s)
     op = _protocol.CopyOutOp(s.proto.new_waiter(), "COPY t TO STDOUT", lambda: None)
@@ -203,17 +203,50 @@ async def test_copy_out_never_waits(streams: list[_Stream]) -> None:
     s.next_chunk_waiting()
     s.proto.data_received(b"H" + struct.pack("!ibh", 4 + 3, 0, 0) + data)
     s.proto.data_received(data)
-    assert _waits(s) == (0, 0)
+    assert _waits(s) == (2, 0)
     assert _core._busy_count() == 1
 
 
-async def test_the_standard_loops_never_wait(streams: list[_Stream]) -> None:
+async def test_the_standard_loops_wait_too(streams: list[_Stream]) -> None:
     s = _Stream(asyncio.get_running_loop())
     streams.append(s)
-    s.query()
+    op = s.query()
+    assert _core._busy_count() == 1
     s.next_chunk_waiting()
     s.proto.data_received(_FULL)
+    assert _waits(s) == (1, 0)
+    s.proto.data_received(_FULL + _END)
+    assert _core._busy_count() == 0
+    reply = await op.waiter
+    assert len(reply.rows) == 18
+    assert _waits(s) == (1, 0)
+
+
+async def test_no_wait_for_the_request_sent_as_a_reply_ends(streams: list[_Stream]) -> None:
+    # On asyncio's loop a task woken by the end of a reply runs inside
+    # data_received() and may send its next request at once: the chunk that
+    # ended the first reply says nothing of when the second one's comes.
+    s = _Stream(asyncio.get_running_loop())
+    streams.append(s)
+    sent: list[Any] = []
+
+    async def two_queries() -> None:
+        await s.query().waiter
+        sent.append(s.query())
+        await sent[0].waiter
+
+    loop = asyncio.get_running_loop()
+    task = asyncio.create_task(two_queries())
+    await asyncio.sleep(0)
+    s.next_chunk_waiting()
+    # Called by the loop, as the transport calls it (no task running).
+    loop.call_soon(s.proto.data_received, _FULL + _END)
+    await asyncio.sleep(0)
+    assert sent, "the task ran inside data_received()"
+    assert _core._busy_count() == 1
     assert _waits(s) == (0, 0)
+    s.proto.data_received(_END)
+    await task
     assert _core._busy_count() == 0
 
 

@@ -118,17 +118,23 @@ cdef Py_ssize_t _READ_BUFFER_SIZE = 65536
 
 # Waiting for the rest of a reply without sleeping (StreamProtocol._received).
 #
-# A big result comes from the server in 8 KiB sends (its output buffer), each
-# a fraction of a microsecond to a few apart on a local socket. On uvloop the
-# client handles one such chunk sooner than the next arrives, goes back to
-# epoll_wait and sleeps; every sleep costs a context switch here and a
-# wake-up (an inter-processor interrupt) in the server's send path, about ten
-# times per 100 KB reply. Instead, a connection in the middle of a reply that
-# comes in full chunks polls its socket for up to _SPIN_BUDGET_NS before
-# returning to the loop, when it is the only connection awaiting a reply.
-# Measured on the bench's large_bytea workload (uvloop, one connection):
-# 0.92x -> 1.05-1.07x asyncpg's queries/s; of 178,706 waits, 99.4% saw data
-# within 1.25 us.
+# A big result comes from the server in 8 KiB sends (its output buffer), a
+# fraction of a microsecond to some tens apart on a local socket, depending on
+# how much work each row is for the server. The client handles one such chunk
+# sooner than the next arrives, goes back to epoll_wait and sleeps; every
+# sleep costs a context switch here and a wake-up (an inter-processor
+# interrupt, a VM exit on a virtual machine) in the server's send path, the
+# last one on the reply's critical path. Instead, a connection in the middle
+# of a reply that comes in full chunks polls its socket for up to
+# _SPIN_BUDGET_NS before returning to the loop, when it is the only
+# connection of the process awaiting a reply (with more, the loop may have
+# another socket to read). The client then spends the gaps polling rather
+# than asleep: its CPU time per query rises to about the reply's duration.
+# Measured with one connection per client in one process, alternating
+# 0.25 s segments (bench workloads, 2-core VM), q/s vs asyncpg, budget
+# 2 us -> 30 us: arrays 1.05x -> 1.12x, pg_type 1.06x -> 1.16x, COPY OUT
+# 1.00x -> 1.06x, large_bytea and generate_series +1-4%; 10 us bought
+# about nothing on arrays (its gaps are 10-20 us).
 cdef extern from *:
     """
     #if defined(_WIN32)
@@ -158,21 +164,20 @@ cdef extern from *:
     """
     int pgc_wait_readable(int fd, long long budget_ns) nogil
 
-cdef long long _SPIN_BUDGET_NS = 2000
+cdef long long _SPIN_BUDGET_NS = 30000
 # A read this large says the server filled its output buffer: it is sending
 # a result, not waiting on a slow query between two small messages.
 cdef Py_ssize_t _SPIN_MIN_CHUNK = 8192
 # After a wait that saw nothing, skip this many chunks before the next,
 # doubling up to _SPIN_MAX_SKIP (a slow or remote server stops the waits).
 cdef int _SPIN_MAX_SKIP = 256
-# Connections (on loops that are not the standard library's) with requests
-# in flight. A wait only happens when this is 1: with more, the loop may have
-# another socket to read.
+# Connections of this process with requests in flight. A wait only happens
+# when this is 1: with more, the loop may have another socket to read.
 cdef Py_ssize_t _busy_streams = 0
 
 
 def _busy_count():
-    """Connections awaiting a reply on loops that are not asyncio's (for tests)."""
+    """Connections of this process awaiting a reply (for tests)."""
     return _busy_streams
 
 
@@ -708,6 +713,7 @@ cdef class StreamProtocol:
 
     cdef int _received(self, data) except -1:
         cdef bint ok = False
+        cdef object midway = None
         self.data_events += 1
         core = self.core
         self._dispatching = True
@@ -724,26 +730,24 @@ cdef class StreamProtocol:
             ok = True
         finally:
             self._dispatching = False
+            pending = core.pending
+            if pending:
+                # The request this chunk was part of a reply to, still
+                # waiting for the rest (known before the waiters run: on the
+                # standard library's loops a woken task runs inside _wake()
+                # and may send its next request).
+                midway = pending[0]
             if self._settled:
                 self._wake(ok)
-        if not self.eager:
-            # Such a stream's waiters are the loop's futures, so no task has
-            # run since the bytes were read. The wait is only for replies
-            # whose rows are collected until they end: a COPY OUT wakes its
-            # consumer at every chunk, and the loop has that task to run
-            # rather than sleep.
-            pending = core.pending
-            self._set_busy(len(pending) != 0)
-            if (self._busy and len(data) >= _SPIN_MIN_CHUNK and self._fd >= 0
-                    and _busy_streams == 1
-                    and (<Operation>pending[0]).reply is not None):
-                self._wait_for_more()
+        pending = core.pending
+        self._set_busy(len(pending) != 0)
+        if (midway is not None and self._busy and len(data) >= _SPIN_MIN_CHUNK
+                and self._fd >= 0 and _busy_streams == 1 and pending[0] is midway):
+            self._wait_for_more()
         return 0
 
     cdef int _wait_for_more(self) except -1:
-        # See _SPIN_BUDGET_NS. Never on the standard library's loops (eager,
-        # see _received): they run a Python pass of their own between a
-        # data_received() and the next poll, longer than the usual gap.
+        # See _SPIN_BUDGET_NS.
         if self._spin_skip > 0:
             self._spin_skip -= 1
         elif pgc_wait_readable(self._fd, _SPIN_BUDGET_NS):
@@ -857,8 +861,7 @@ cdef class StreamProtocol:
 
     cdef inline int _queue(self, Operation op) except -1:
         self.core.push(op)
-        if not self.eager:
-            self._set_busy(True)
+        self._set_busy(True)
         return 0
 
     cpdef send(self, Operation op):
