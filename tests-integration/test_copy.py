@@ -14,6 +14,7 @@ import decimal
 import io
 import os
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -531,6 +532,27 @@ async def test_copy_from_query_to_targets(pgc: pg_client.Connection, tmp_path: P
     assert await pgc.copy_from_query(q, output=sink) == "COPY 50"
     assert b"".join(parts) == expected
 
+
+
+async def test_copy_out_of_megabytes_comes_whole_in_bounded_chunks(
+        pgc: pg_client.Connection) -> None:
+    # Reads of up to 256 KiB (uvloop) are handed over in pieces of about
+    # 64 KiB; every byte arrives, in order.
+    q = "SELECT i, repeat(chr(65 + i % 26), i % 300) FROM generate_series(1, 20000) i"
+    expected = "".join(f"{i}\t{chr(65 + i % 26) * (i % 300)}\n" for i in range(1, 20001)).encode()
+    parts: list[bytes] = []
+
+    async def slow_sink(chunk: Any) -> None:
+        parts.append(bytes(chunk))
+        if len(parts) % 4 == 1:
+            # A busy loop: the socket fills up, the next read is a big one.
+            time.sleep(0.01)
+
+    assert await pgc.copy_from_query(q, output=slow_sink) == "COPY 20000"
+    assert len(expected) > 2_000_000
+    assert b"".join(parts) == expected
+    assert max(len(p) for p in parts) < 64 * 1024 + 400
+    await _assert_usable(pgc)
 
 async def test_copy_from_query_args(pgc: pg_client.Connection) -> None:
     buf = io.BytesIO()

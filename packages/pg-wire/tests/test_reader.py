@@ -480,6 +480,50 @@ def test_read_copy_data() -> None:
         assert reader.read_message() == (b"c", b"")
 
 
+
+def test_read_copy_data_into() -> None:
+    stream = msg(b"d", b"a\n") + msg(b"d", b"b" * 5000) + msg(b"c") + msg(b"C", b"COPY 2\x00")
+    for cut in range(0, len(stream) + 1, 7):
+        reader = MessageReader()
+        out = bytearray(b">")
+        reader.feed(stream[:cut])
+        taken = reader.read_copy_data_into(out)
+        reader.feed(stream[cut:])
+        taken += reader.read_copy_data_into(out)
+        assert (taken, out) == (2, bytearray(b">a\n" + b"b" * 5000))
+        assert reader.read_message() == (b"c", b"")
+    with pytest.raises(TypeError):
+        MessageReader().read_copy_data_into(None)  # type: ignore[arg-type]
+
+
+def test_read_copy_data_into_stops_at_max_size() -> None:
+    rows = [bytes([65 + i]) * 10 for i in range(10)]
+    stream = b"".join(msg(b"d", row) for row in rows) + msg(b"c")
+    for cut in (0, 7, 33, 60, len(stream)):
+        reader = MessageReader()
+        reader.feed(stream[:cut])
+        reader.feed(stream[cut:])
+        batches = []
+        while True:
+            out = bytearray()
+            if not reader.read_copy_data_into(out, 25):
+                break
+            batches.append(bytes(out))
+        # The message that crosses 25 bytes is taken whole.
+        assert batches == [b"".join(rows[i:i + 3]) for i in range(0, 9, 3)] + [rows[9]]
+        assert reader.read_message() == (b"c", b"")
+    reader = MessageReader()
+    reader.feed(stream)
+    full = bytearray(b"x" * 25)
+    assert reader.read_copy_data_into(full, 25) == 0   # already at the mark
+    assert reader.read_copy_data_into(full, 0) == 10   # 0: no limit
+    assert full == b"x" * 25 + b"".join(rows)
+    reader = MessageReader()
+    reader.feed(msg(b"d", b"z" * 100))
+    big = bytearray()
+    assert reader.read_copy_data_into(big, 10) == 1     # bigger than the mark
+    assert big == b"z" * 100
+
 # -- RawRowDecoder -----------------------------------------------------------------
 
 

@@ -76,7 +76,7 @@ cdef class MessageReader:
     cpdef Py_ssize_t read_rows(self, RowDecoder decoder, list out) except -1
     cpdef Py_ssize_t skip_rows(self) except -1
     cpdef Py_ssize_t read_copy_data(self, list out) except -1
-    cpdef Py_ssize_t read_copy_data_into(self, bytearray out) except -1
+    cpdef Py_ssize_t read_copy_data_into(self, bytearray out, Py_ssize_t max_size=*) except -1
     cpdef bint read_reply(self, ExtendedReply reply) except -1
 
 

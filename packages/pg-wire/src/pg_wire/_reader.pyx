@@ -72,6 +72,7 @@ from cpython.bytes cimport (
     PyBytes_FromStringAndSize,
     PyBytes_GET_SIZE,
 )
+from cpython.pyport cimport PY_SSIZE_T_MAX
 from cpython.ref cimport Py_INCREF
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 from libc.stdint cimport int16_t, int32_t, uint16_t, uint32_t
@@ -651,7 +652,7 @@ cdef class MessageReader:
             count += 1
         return count
 
-    cpdef Py_ssize_t read_copy_data_into(self, bytearray out) except -1:
+    cpdef Py_ssize_t read_copy_data_into(self, bytearray out, Py_ssize_t max_size=0) except -1:
         """Take consecutive CopyData messages, appending their data to *out*.
 
         Like :meth:`read_copy_data`, without a ``bytes`` object per message:
@@ -659,27 +660,35 @@ cdef class MessageReader:
         the current chunk are measured first and copied with one resize of
         *out*.
 
+        :param max_size: When above 0, stop taking messages once *out* holds
+            this many bytes or more (the message that crosses the mark is
+            taken whole, whatever its size). Keeping each buffer below the C library's threshold for
+            mapping fresh memory (128 KiB for glibc) lets it reuse freed
+            memory instead of faulting in new pages for every buffer.
         :return: The number of messages taken.
         :raises FramingError: If a CopyData header is invalid.
         """
         cdef Py_ssize_t count = 0
         cdef Py_ssize_t old, avail, off, total, n
+        cdef Py_ssize_t room = PY_SSIZE_T_MAX
         cdef const char* p
         cdef char* dst
         cdef int32_t length
         cdef int32_t limit = self._limits[<unsigned char>_tags.COPY_DATA_TAG]
         if out is None:
             raise TypeError("read_copy_data_into() needs a bytearray")
+        if max_size > 0:
+            room = max_size - PyByteArray_GET_SIZE(out)
         if self._assembled is not None:
             self._assembled = None
-        while True:
+        while room > 0:
             # Fast path: the run of complete CopyData messages in this chunk.
             avail = self._end - self._pos
             p = self._ptr + self._pos
             off = 0
             total = 0
             n = 0
-            while avail - off >= 5 and p[off] == _tags.COPY_DATA_TAG:
+            while total < room and avail - off >= 5 and p[off] == _tags.COPY_DATA_TAG:
                 length = hton.unpack_int32(p + off + 1)
                 if length < 4 or length > limit:
                     if n == 0:
@@ -703,6 +712,7 @@ cdef class MessageReader:
                 self._pos += off
                 self._buffered -= off
                 count += n
+                room -= total
                 continue
             # A message across chunks (or the end of this one): one at a time.
             if self._peek_tag() != <unsigned char>_tags.COPY_DATA_TAG:
@@ -714,6 +724,7 @@ cdef class MessageReader:
             memcpy(PyByteArray_AS_STRING(out) + old, self._payload.buf,
                    <size_t>self._payload.len)
             count += 1
+            room -= self._payload.len
         return count
 
     cpdef bint read_reply(self, ExtendedReply reply) except -1:
