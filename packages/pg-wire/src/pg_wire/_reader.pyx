@@ -662,9 +662,10 @@ cdef class MessageReader:
 
         :param max_size: When above 0, stop taking messages once *out* holds
             this many bytes or more (the message that crosses the mark is
-            taken whole, whatever its size). Keeping each buffer below the C library's threshold for
-            mapping fresh memory (128 KiB for glibc) lets it reuse freed
-            memory instead of faulting in new pages for every buffer.
+            taken whole, whatever its size). Keeping each buffer below the
+            C library's threshold for mapping fresh memory (128 KiB for
+            glibc) lets it reuse freed memory instead of faulting in new
+            pages for every buffer.
         :return: The number of messages taken.
         :raises FramingError: If a CopyData header is invalid.
         """
