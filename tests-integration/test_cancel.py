@@ -14,6 +14,7 @@ import gc
 import logging
 import os
 import random
+import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -532,3 +533,70 @@ async def test_close_timeout_on_blackholed_connection(cluster: Any, in_flight: b
         finally:
             con.terminate()
             await _reap(task)
+
+
+# -- the event loop shut down with requests in flight -----------------------------------
+
+_SHUTDOWN_CHILD = r'''
+import asyncio, atexit, gc, sys
+import pg_client, pg_pool
+from pg_client import _transport, connection
+
+started = []
+def counting(make):
+    def upkeep_task(loop, coro):
+        started.append(coro.__qualname__)
+        return make(loop, coro)
+    return upkeep_task
+connection.upkeep_task = counting(connection.upkeep_task)
+_transport.upkeep_task = counting(_transport.upkeep_task)
+atexit.register(lambda: print(sorted(started), flush=True))
+
+async def never_ending_records():
+    yield (1,)
+    await asyncio.sleep(3600)
+
+async def main(dsn):
+    cons = [await pg_client.connect(dsn) for _ in range(3)]
+    await cons[1].execute("CREATE TEMP TABLE t (i int)")
+    pool = await pg_pool.create_pool(dsn, min_size=1, max_size=1)
+    for aw in (cons[0].fetch("SELECT pg_sleep(30)"),
+               cons[1].copy_records_to_table("t", records=never_ending_records()),
+               cons[2].execute("SELECT pg_sleep(30)", timeout=None),
+               pool.fetchval("SELECT pg_sleep(30)")):
+        asyncio.ensure_future(aw)
+    await asyncio.sleep(0.5)
+    raise SystemExit(3)  # the program stops; asyncio.run() cancels the rest
+
+if sys.argv[2] == "uvloop":
+    import uvloop
+    uvloop.install()
+try:
+    asyncio.run(main(sys.argv[1]))
+finally:
+    # What the loop left behind is collected now, while a report of it can
+    # still be printed (at the interpreter's exit it may not be).
+    gc.collect()
+'''
+
+
+@pytest.mark.parametrize("loop_name", ["asyncio", "uvloop"])
+def test_loop_shut_down_with_requests_in_flight_is_quiet(cluster: Any, loop_name: str) -> None:
+    """asyncio.run() ending with queries, a COPY and a pool query in flight.
+
+    Cancelling them abandons each request, which starts a drain (and a
+    CancelRequest) the loop closes on before they end: no "Task was
+    destroyed but it is pending!", no "Event loop is closed" traceback on
+    stderr (asyncpg prints both), only the program's own exit.
+    """
+    child = subprocess.run(
+        [sys.executable, "-c", _SHUTDOWN_CHILD, cluster.dsn(), loop_name],
+        capture_output=True, text=True, timeout=60, env=dict(os.environ))
+    assert child.returncode == 3, child.stderr
+    assert child.stderr == "", child.stderr
+    # The abandon path really ran: a drain per connection (the COPY's its
+    # own), and CancelRequests for the queries.
+    started = child.stdout.strip().splitlines()[-1]
+    assert started.count("_cancel_and_drain") == 3, started
+    assert "_abandon_copy.<locals>.drain" in started, started
+    assert "send_cancel_request.<locals>.run" in started, started

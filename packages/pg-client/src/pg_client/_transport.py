@@ -368,9 +368,30 @@ async def send_cancel_request(
             transport.write(request)
             await proto.done  # type: ignore[attr-defined]
         finally:
-            transport.close()
+            # Not when the loop was closed under us (see upkeep_task): its
+            # transports can no longer schedule their close; the socket is
+            # closed when the transport is collected.
+            if not loop.is_closed():
+                transport.close()
 
-    await asyncio.wait_for(run(), timeout)
+    await asyncio.wait_for(upkeep_task(loop, run()), timeout)
+
+
+def upkeep_task(loop: asyncio.AbstractEventLoop, coro: Any) -> asyncio.Task[Any]:
+    """A task of the driver's own that nobody awaits to the end: the drain of
+    an abandoned request, the CancelRequest sent for it, the ROLLBACK of an
+    orphaned BEGIN.
+
+    Such a task may still be running when the event loop is shut down: a
+    program that stops with queries in flight (``asyncio.run()`` cancelling
+    its tasks) abandons them, and each abandoned query starts one. The loop
+    then drops it unfinished, and the connection goes with the loop, so
+    asyncio's "Task was destroyed but it is pending!" report (meant for a
+    task the program forgot) is turned off for these.
+    """
+    task = loop.create_task(coro)
+    task._log_destroy_pending = False  # type: ignore[attr-defined]
+    return task
 
 
 def closed_error() -> InterfaceError:

@@ -42,6 +42,7 @@ from . import _codecs as codecs
 from . import _copy, _protocol, _wire, exceptions, introspection
 from ._connect import session_fits
 from ._connect_params import SessionAttribute
+from ._transport import upkeep_task
 from .cursor import CursorFactory
 from .exceptions import InterfaceError
 from .prepared_stmt import PreparedStatement
@@ -401,7 +402,7 @@ class Connection(metaclass=ConnectionMeta):
         if op not in self._core.pending:
             return
         if self._drain_task is None or self._drain_task.done():
-            self._drain_task = self._loop.create_task(self._cancel_and_drain(op))
+            self._drain_task = upkeep_task(self._loop, self._cancel_and_drain(op))
 
     async def _cancel_and_drain(self, op: _protocol.Operation) -> None:
         done = self._loop.create_future()
@@ -449,7 +450,7 @@ class Connection(metaclass=ConnectionMeta):
             except BaseException:
                 self._abort()
 
-        self._drain_task = self._loop.create_task(rollback())
+        self._drain_task = upkeep_task(self._loop, rollback())
 
     async def _send_cancel(self, timeout: float) -> None:
         info = self._cancel_info
@@ -1772,7 +1773,7 @@ class Connection(metaclass=ConnectionMeta):
                 except asyncio.TimeoutError:
                     self._abort()
 
-            self._drain_task = self._loop.create_task(drain())
+            self._drain_task = upkeep_task(self._loop, drain())
 
     # -- type codecs ------------------------------------------------------------------
     async def set_type_codec(self, typename: str, *, schema: str = "public",
