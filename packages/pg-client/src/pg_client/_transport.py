@@ -390,7 +390,10 @@ def upkeep_task(loop: asyncio.AbstractEventLoop, coro: Any) -> asyncio.Task[Any]
     task the program forgot) is turned off for these.
     """
     task = loop.create_task(coro)
-    task._log_destroy_pending = False  # type: ignore[attr-defined]
+    try:
+        task._log_destroy_pending = False  # type: ignore[attr-defined]
+    except AttributeError:
+        pass  # a task factory's own kind of task, without that report
     return task
 
 
