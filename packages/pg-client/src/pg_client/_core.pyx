@@ -725,6 +725,9 @@ cdef class StreamProtocol:
         cdef object midway = None
         self.data_events += 1
         core = self.core
+        # The core's one queue (never replaced): read before and after the
+        # waiters run.
+        pending = core.pending
         self._dispatching = True
         try:
             try:
@@ -739,7 +742,6 @@ cdef class StreamProtocol:
             ok = True
         finally:
             self._dispatching = False
-            pending = core.pending
             if pending:
                 # The request this chunk was part of a reply to, still
                 # waiting for the rest (known before the waiters run: on the
@@ -748,7 +750,6 @@ cdef class StreamProtocol:
                 midway = pending[0]
             if self._settled:
                 self._wake(ok)
-        pending = core.pending
         self._set_busy(len(pending) != 0)
         if (midway is not None and self._busy and len(data) >= _SPIN_MIN_CHUNK
                 and self._fd >= 0 and _busy_streams == 1 and pending[0] is midway):
